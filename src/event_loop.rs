@@ -1,0 +1,774 @@
+//! The event loop: an executor and the I/O reactor driven together on the thread that
+//! runs the loop, with asyncio's run / stop / close state machine.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use event_listener::Event;
+use futures_lite::FutureExt;
+
+use crate::debug::{DebugEvent, DebugHook, Instrumented};
+use crate::error::Error;
+use crate::executor::{Executor, Task};
+use crate::handle::{Callbacks, Handle, TimerHandle};
+
+const IDLE: u8 = 0;
+const RUNNING: u8 = 1;
+const CLOSED: u8 = 2;
+
+thread_local! {
+    /// The loop running on this thread (also set on the worker threads of a loop).
+    static RUNNING_LOOP: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+}
+
+/// An event loop: runs tasks and callbacks, and drives I/O and timers, on the thread
+/// that calls [`run_until_complete`](EventLoop::run_until_complete) or
+/// [`run_forever`](EventLoop::run_forever).
+///
+/// `EventLoop` is a cheap handle: clones are the same loop and compare equal. It is
+/// `Send + Sync`, so other threads may spawn onto it, schedule callbacks and stop it.
+///
+/// I/O and timers from `async-io` (and so [`sleep`](crate::sleep) and
+/// [`timeout`](crate::timeout)) work inside it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use polyloop::EventLoop;
+///
+/// let lp = EventLoop::new()?;
+/// let task = lp.spawn(async { 6 * 7 });
+/// let out = lp.run_until_complete(async {
+///     polyloop::sleep(Duration::from_millis(1)).await;
+///     task.await
+/// })?;
+/// assert_eq!(out, 42);
+/// lp.close()?;
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct EventLoop {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: u64,
+    executor: Executor<'static>,
+    phase: AtomicU8,
+    /// `stop()` was called and the current (or next) run has not ended yet.
+    stopping: AtomicBool,
+    stop_event: Event,
+    debug: AtomicBool,
+    slow: Duration,
+    hook: DebugHook,
+    callbacks: Arc<Callbacks>,
+    driver_started: AtomicBool,
+    close_hooks: Mutex<Vec<CloseHook>>,
+}
+
+type CloseHook = Box<dyn FnOnce(&EventLoop) + Send + 'static>;
+
+impl EventLoop {
+    /// Creates a loop with the default settings (debug is on when `POLYLOOP_DEBUG=1`).
+    ///
+    /// Most programs get their loop from the policy instead: see
+    /// [`new_event_loop`](crate::new_event_loop) and [`get_event_loop`](crate::get_event_loop).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEnv`] when `POLYLOOP_DEBUG` holds something other than `0` or `1`.
+    pub fn new() -> Result<EventLoop, Error> {
+        LoopBuilder::new().build()
+    }
+
+    /// A builder for a loop with other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = polyloop::EventLoop::builder().debug(true).build()?;
+    /// assert!(lp.get_debug());
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    pub fn builder() -> LoopBuilder {
+        LoopBuilder::new()
+    }
+
+    /// The loop's number, unique in the process (it appears in error messages).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Runs the loop until `future` completes, and returns its output.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Closed`] if the loop was closed;
+    /// - [`Error::AlreadyRunning`] if this loop is running (nested, or on another
+    ///   thread), or another loop is running on this thread;
+    /// - [`Error::Stopped`] if [`stop`](EventLoop::stop) was called before `future`
+    ///   completed (the future is dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = polyloop::EventLoop::new()?;
+    /// assert_eq!(lp.run_until_complete(async { 1 })?, 1);
+    /// let inner = lp.clone();
+    /// let nested = lp.run_until_complete(async move { inner.run_until_complete(async {}) })?;
+    /// assert!(nested.unwrap_err().is_already_running());
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    pub fn run_until_complete<F: Future>(&self, future: F) -> Result<F::Output, Error> {
+        let guard = self.enter()?;
+        guard.run_until_complete(future)
+    }
+
+    /// Runs the loop until [`stop`](EventLoop::stop) is called.
+    ///
+    /// If `stop()` was called before, the loop runs what is ready once and returns,
+    /// as asyncio's `run_forever` does.
+    ///
+    /// # Errors
+    ///
+    /// As [`run_until_complete`](EventLoop::run_until_complete), except `Stopped`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lp = polyloop::EventLoop::new()?;
+    /// let stopper = lp.clone();
+    /// lp.call_later(Duration::from_millis(5), move || stopper.stop());
+    /// lp.run_forever()?;
+    /// assert!(!lp.is_running());
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    pub fn run_forever(&self) -> Result<(), Error> {
+        let guard = self.enter()?;
+        let inner = &*self.inner;
+        async_io::block_on(inner.executor.run(wait_stopped(inner)));
+        drop(guard);
+        Ok(())
+    }
+
+    /// Asks the loop to stop: `run_forever` returns after the current pass, and a
+    /// `run_until_complete` whose future has not finished returns [`Error::Stopped`].
+    /// Called while the loop is not running, it makes the next run stop after one pass.
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.stop_event.notify(usize::MAX);
+    }
+
+    /// Closes the loop: drops every unfinished task and every scheduled callback, and
+    /// runs the close hooks (a thread pool joins its threads here). Closing a closed
+    /// loop does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Running`] if the loop is running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = polyloop::EventLoop::new()?;
+    /// lp.close()?;
+    /// assert!(lp.is_closed());
+    /// assert!(lp.run_until_complete(async {}).unwrap_err().is_closed());
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    pub fn close(&self) -> Result<(), Error> {
+        let inner = &*self.inner;
+        match inner.phase.compare_exchange(IDLE, CLOSED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {}
+            Err(CLOSED) => return Ok(()),
+            Err(_) => return Err(Error::Running { loop_id: inner.id }),
+        }
+        let hooks =
+            std::mem::take(&mut *inner.close_hooks.lock().unwrap_or_else(PoisonError::into_inner));
+        for hook in hooks {
+            hook(self);
+        }
+        if self.get_debug() {
+            let tasks = self.pending_task_locations();
+            let callbacks = inner.callbacks.pending();
+            if !tasks.is_empty() || callbacks > 0 {
+                (inner.hook)(&DebugEvent::ClosedWithPending {
+                    loop_id: inner.id,
+                    tasks: &tasks,
+                    callbacks,
+                });
+            }
+        }
+        inner.executor.cancel_all();
+        inner.callbacks.clear();
+        Ok(())
+    }
+
+    /// Whether the loop is running (`run_until_complete` or `run_forever` is in progress).
+    pub fn is_running(&self) -> bool {
+        self.inner.phase.load(Ordering::Acquire) == RUNNING
+    }
+
+    /// Whether the loop was closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.phase.load(Ordering::Acquire) == CLOSED
+    }
+
+    /// Spawns a `Send` future on the loop; it runs while the loop runs. Works from any
+    /// thread.
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed (see [`try_spawn`](EventLoop::try_spawn)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = polyloop::EventLoop::new()?;
+    /// let t = lp.spawn(async { "done" });
+    /// assert_eq!(lp.run_until_complete(t)?, "done");
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.try_spawn_at(future, Location::caller()) {
+            Ok(task) => task,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// Spawns a `Send` future on the loop, or says why not.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the loop is closed.
+    #[track_caller]
+    pub fn try_spawn<F>(&self, future: F) -> Result<Task<F::Output>, Error>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.try_spawn_at(future, Location::caller())
+    }
+
+    pub(crate) fn try_spawn_at<F>(
+        &self,
+        future: F,
+        loc: &'static Location<'static>,
+    ) -> Result<Task<F::Output>, Error>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.check_open()?;
+        let ex = &self.inner.executor;
+        // SAFETY: the future is `Send + 'static`.
+        Ok(unsafe {
+            if self.get_debug() {
+                ex.spawn_inner(self.instrument(future, loc), loc)
+            } else {
+                ex.spawn_inner(future, loc)
+            }
+        })
+    }
+
+    /// Spawns a `!Send` future; it runs on this thread, which must be the thread
+    /// running the loop.
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed, or this loop is not running on the calling thread, or
+    /// `!Send` tasks of this loop already live on another thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    ///
+    /// let lp = polyloop::EventLoop::new()?;
+    /// let lp2 = lp.clone();
+    /// let out = lp.run_until_complete(async move {
+    ///     let rc = Rc::new(3);
+    ///     lp2.spawn_local(async move { *rc + 1 }).await
+    /// })?;
+    /// assert_eq!(out, 4);
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn spawn_local<F>(&self, future: F) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let loc = Location::caller();
+        if let Err(err) = self.check_open() {
+            panic!("{err}");
+        }
+        if get_running_loop().as_ref() != Some(self) {
+            panic!(
+                "spawn_local needs event loop #{} to be running on this thread; call it from \
+                 a task of that loop, or spawn a Send future with spawn()",
+                self.inner.id
+            );
+        }
+        let result = if self.get_debug() {
+            self.inner.executor.spawn_home(self.instrument(future, loc), loc).map_err(drop)
+        } else {
+            self.inner.executor.spawn_home(future, loc).map_err(drop)
+        };
+        match result {
+            Ok(task) => task,
+            Err(()) => panic!(
+                "event loop #{} already runs !Send tasks on another thread; !Send tasks of a \
+                 loop all live on one thread",
+                self.inner.id
+            ),
+        }
+    }
+
+    /// Schedules `callback` to run on the loop as soon as possible. Callbacks run in
+    /// the order they were scheduled. A panicking callback is reported on stderr and
+    /// the loop goes on.
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let lp = polyloop::EventLoop::new()?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// for i in 0..3 {
+    ///     let seen = seen.clone();
+    ///     lp.call_soon(move || seen.lock().unwrap().push(i));
+    /// }
+    /// lp.run_until_complete(polyloop::sleep(std::time::Duration::from_millis(1)))?;
+    /// assert_eq!(*seen.lock().unwrap(), [0, 1, 2]);
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    pub fn call_soon<F: FnOnce() + Send + 'static>(&self, callback: F) -> Handle {
+        self.expect_open();
+        self.start_driver();
+        let callback = self.instrument_callback(callback);
+        self.inner.callbacks.push_ready(callback)
+    }
+
+    /// Schedules `callback` to run after `delay`. Callbacks run by deadline; equal
+    /// deadlines run in the order they were scheduled.
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lp = polyloop::EventLoop::new()?;
+    /// let stopper = lp.clone();
+    /// let h = lp.call_later(Duration::from_millis(1), move || stopper.stop());
+    /// lp.run_forever()?;
+    /// assert!(!h.is_cancelled());
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    pub fn call_later<F: FnOnce() + Send + 'static>(
+        &self,
+        delay: Duration,
+        callback: F,
+    ) -> TimerHandle {
+        let when = Instant::now().checked_add(delay).unwrap_or_else(far_future);
+        self.call_at(when, callback)
+    }
+
+    /// Schedules `callback` to run at `when` (a time from [`EventLoop::time`]).
+    ///
+    /// # Panics
+    ///
+    /// If the loop is closed.
+    pub fn call_at<F: FnOnce() + Send + 'static>(&self, when: Instant, callback: F) -> TimerHandle {
+        self.expect_open();
+        self.start_driver();
+        let callback = self.instrument_callback(callback);
+        self.inner.callbacks.push_timed(when, callback)
+    }
+
+    /// The loop's clock (monotonic).
+    pub fn time(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Turns debug mode on or off: slow task polls and callbacks are reported, and
+    /// `close()` reports what was still pending. Applies to tasks spawned afterwards.
+    pub fn set_debug(&self, on: bool) {
+        self.inner.debug.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether debug mode is on.
+    pub fn get_debug(&self) -> bool {
+        self.inner.debug.load(Ordering::Relaxed)
+    }
+
+    /// How long a task poll or a callback may take before debug mode reports it.
+    pub fn slow_callback_duration(&self) -> Duration {
+        self.inner.slow
+    }
+
+    /// How many spawned tasks have not finished yet.
+    pub fn pending_tasks(&self) -> usize {
+        let driver = usize::from(self.inner.driver_started.load(Ordering::Acquire));
+        self.inner.executor.len().saturating_sub(driver)
+    }
+
+    /// Where each unfinished task was spawned.
+    pub fn pending_task_locations(&self) -> Vec<&'static Location<'static>> {
+        let mut locs = self.inner.executor.locations();
+        // The loop's own callback driver is not the user's task.
+        locs.retain(|l| !std::ptr::eq(*l, driver_location()));
+        locs
+    }
+
+    /// How many scheduled callbacks have not run and were not cancelled.
+    pub fn pending_callbacks(&self) -> usize {
+        self.inner.callbacks.pending()
+    }
+
+    /// Runs this loop's `Send` tasks on the calling thread until `until` completes.
+    ///
+    /// This is how a thread pool lends threads to a loop: each worker calls
+    /// `run_worker` with a shutdown signal. Inside, [`get_running_loop`] returns this
+    /// loop, so `spawn` works from tasks on the workers. Workers help whether or not
+    /// the loop itself is running.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the loop is closed, [`Error::AlreadyRunning`] if a loop is
+    /// already running on this thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = polyloop::EventLoop::new()?;
+    /// let task = lp.spawn(async { std::thread::current().id() });
+    /// let worker = lp.clone();
+    /// let id = std::thread::spawn(move || worker.run_worker(task)).join().unwrap()?;
+    /// assert_ne!(id, std::thread::current().id());
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    pub fn run_worker<T>(&self, until: impl Future<Output = T>) -> Result<T, Error> {
+        self.check_open()?;
+        if let Some(other) = get_running_loop() {
+            return Err(Error::AlreadyRunning { loop_id: other.id() });
+        }
+        let _current = CurrentGuard::set(self.clone());
+        Ok(async_io::block_on(self.inner.executor.run(until)))
+    }
+
+    /// Adds a hook run by `close()`, before the tasks are dropped.
+    pub fn on_close(&self, hook: impl FnOnce(&EventLoop) + Send + 'static) {
+        self.inner.close_hooks.lock().unwrap_or_else(PoisonError::into_inner).push(Box::new(hook));
+    }
+
+    /// Claims the loop for a run on this thread.
+    pub(crate) fn enter(&self) -> Result<RunGuard, Error> {
+        let inner = &*self.inner;
+        if let Some(other) = get_running_loop() {
+            return Err(Error::AlreadyRunning { loop_id: other.id() });
+        }
+        match inner.phase.compare_exchange(IDLE, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {}
+            Err(CLOSED) => return Err(Error::Closed { loop_id: inner.id }),
+            Err(_) => return Err(Error::AlreadyRunning { loop_id: inner.id }),
+        }
+        Ok(RunGuard { _current: CurrentGuard::set(self.clone()), lp: self.clone() })
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.is_closed() { Err(Error::Closed { loop_id: self.inner.id }) } else { Ok(()) }
+    }
+
+    fn expect_open(&self) {
+        if let Err(err) = self.check_open() {
+            panic!("{err}");
+        }
+    }
+
+    fn start_driver(&self) {
+        if !self.inner.driver_started.swap(true, Ordering::AcqRel) {
+            let callbacks = self.inner.callbacks.clone();
+            // SAFETY: the future is `Send + 'static`.
+            let task = unsafe {
+                self.inner
+                    .executor
+                    .spawn_inner(callbacks.drive(report_callback_panic), driver_location())
+            };
+            task.detach();
+        }
+    }
+
+    fn instrument<F: Future>(&self, future: F, loc: &'static Location<'static>) -> Instrumented<F> {
+        Instrumented::new(future, loc, self.inner.id, self.inner.slow, self.inner.hook)
+    }
+
+    fn instrument_callback<F: FnOnce() + Send + 'static>(
+        &self,
+        callback: F,
+    ) -> Box<dyn FnOnce() + Send> {
+        if !self.get_debug() {
+            return Box::new(callback);
+        }
+        let (id, slow, hook) = (self.inner.id, self.inner.slow, self.inner.hook);
+        Box::new(move || {
+            let start = Instant::now();
+            callback();
+            let elapsed = start.elapsed();
+            if elapsed >= slow {
+                hook(&DebugEvent::SlowCallback { loop_id: id, elapsed });
+            }
+        })
+    }
+}
+
+/// A location that stands for the loop's own callback driver.
+fn driver_location() -> &'static Location<'static> {
+    static LOC: std::sync::OnceLock<&'static Location<'static>> = std::sync::OnceLock::new();
+    LOC.get_or_init(|| Location::caller())
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+fn report_callback_panic(msg: &str) {
+    eprintln!("polyloop: a callback panicked (the loop goes on): {msg}");
+}
+
+/// Waits until `stop()` is called; if it was called before the run, lets one pass
+/// of ready work run first.
+async fn wait_stopped(inner: &Inner) {
+    if inner.stopping.load(Ordering::SeqCst) {
+        futures_lite::future::yield_now().await;
+        return;
+    }
+    loop {
+        let listener = inner.stop_event.listen();
+        if inner.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        listener.await;
+    }
+}
+
+impl PartialEq for EventLoop {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for EventLoop {}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("id", &self.inner.id)
+            .field("running", &self.is_running())
+            .field("closed", &self.is_closed())
+            .field("debug", &self.get_debug())
+            .finish()
+    }
+}
+
+/// Settings for a new [`EventLoop`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let lp = polyloop::EventLoop::builder()
+///     .debug(true)
+///     .slow_callback_duration(Duration::from_millis(50))
+///     .build()?;
+/// assert_eq!(lp.slow_callback_duration(), Duration::from_millis(50));
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+pub struct LoopBuilder {
+    debug: Option<bool>,
+    slow: Duration,
+    hook: DebugHook,
+    close_hooks: Vec<CloseHook>,
+}
+
+impl LoopBuilder {
+    /// The default settings: debug from `POLYLOOP_DEBUG`, slow threshold 100 ms,
+    /// reports on stderr.
+    pub fn new() -> LoopBuilder {
+        LoopBuilder {
+            debug: None,
+            slow: Duration::from_millis(100),
+            hook: crate::debug::stderr_hook,
+            close_hooks: Vec::new(),
+        }
+    }
+
+    /// Turns debug mode on or off (overrides `POLYLOOP_DEBUG`).
+    pub fn debug(mut self, on: bool) -> Self {
+        self.debug = Some(on);
+        self
+    }
+
+    /// How long a task poll or callback may take before debug mode reports it.
+    pub fn slow_callback_duration(mut self, d: Duration) -> Self {
+        self.slow = d;
+        self
+    }
+
+    /// Where debug reports go (stderr by default).
+    pub fn debug_hook(mut self, hook: DebugHook) -> Self {
+        self.hook = hook;
+        self
+    }
+
+    /// A hook run by `close()` before the tasks are dropped (see [`EventLoop::on_close`]).
+    pub fn on_close(mut self, hook: impl FnOnce(&EventLoop) + Send + 'static) -> Self {
+        self.close_hooks.push(Box::new(hook));
+        self
+    }
+
+    /// Creates the loop.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEnv`] when debug was not set and `POLYLOOP_DEBUG` holds
+    /// something other than `0`, `1`, `true` or `false`.
+    pub fn build(self) -> Result<EventLoop, Error> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let debug = match self.debug.or(crate::plugin::options().debug) {
+            Some(on) => on,
+            None => debug_from_env()?,
+        };
+        Ok(EventLoop {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                executor: Executor::new(),
+                phase: AtomicU8::new(IDLE),
+                stopping: AtomicBool::new(false),
+                stop_event: Event::new(),
+                debug: AtomicBool::new(debug),
+                slow: self.slow,
+                hook: self.hook,
+                callbacks: Arc::new(Callbacks::new()),
+                driver_started: AtomicBool::new(false),
+                close_hooks: Mutex::new(self.close_hooks),
+            }),
+        })
+    }
+}
+
+impl Default for LoopBuilder {
+    fn default() -> Self {
+        LoopBuilder::new()
+    }
+}
+
+impl fmt::Debug for LoopBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopBuilder")
+            .field("debug", &self.debug)
+            .field("slow_callback_duration", &self.slow)
+            .field("close_hooks", &self.close_hooks.len())
+            .finish()
+    }
+}
+
+/// Reads `POLYLOOP_DEBUG`: unset, empty, `0` or `false` is off; `1` or `true` is on.
+pub(crate) fn debug_from_env() -> Result<bool, Error> {
+    match std::env::var("POLYLOOP_DEBUG") {
+        Err(std::env::VarError::NotPresent) => Ok(false),
+        Ok(v) if v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false") => Ok(false),
+        Ok(v) if v == "1" || v.eq_ignore_ascii_case("true") => Ok(true),
+        Ok(v) => Err(Error::InvalidEnv {
+            var: "POLYLOOP_DEBUG",
+            value: v,
+            expected: "1 or true (debug on), 0 or false (off)".into(),
+        }),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidEnv {
+            var: "POLYLOOP_DEBUG",
+            value: v.to_string_lossy().into_owned(),
+            expected: "1 or true (debug on), 0 or false (off)".into(),
+        }),
+    }
+}
+
+/// The loop running on this thread, if any (also inside a worker of a loop).
+///
+/// # Examples
+///
+/// ```
+/// assert!(polyloop::get_running_loop().is_none());
+/// polyloop::block_on(async { assert!(polyloop::get_running_loop().is_some()) });
+/// ```
+pub fn get_running_loop() -> Option<EventLoop> {
+    RUNNING_LOOP.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
+/// Sets the thread's running loop, and restores the previous one on drop.
+struct CurrentGuard {
+    prev: Option<EventLoop>,
+}
+
+impl CurrentGuard {
+    fn set(lp: EventLoop) -> CurrentGuard {
+        CurrentGuard { prev: RUNNING_LOOP.with(|c| c.borrow_mut().replace(lp)) }
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let _ = RUNNING_LOOP.try_with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+/// A loop claimed for a run on this thread; dropping it ends the run.
+pub(crate) struct RunGuard {
+    _current: CurrentGuard,
+    lp: EventLoop,
+}
+
+impl RunGuard {
+    pub(crate) fn run_until_complete<F: Future>(self, future: F) -> Result<F::Output, Error> {
+        let inner = &*self.lp.inner;
+        let stopped = async {
+            wait_stopped(inner).await;
+            None
+        };
+        let out = async_io::block_on(inner.executor.run(async { Some(future.await) }.or(stopped)));
+        let id = inner.id;
+        drop(self);
+        out.ok_or(Error::Stopped { loop_id: id })
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let inner = &*self.lp.inner;
+        inner.stopping.store(false, Ordering::SeqCst);
+        inner.phase.store(IDLE, Ordering::Release);
+    }
+}

@@ -1,0 +1,357 @@
+//! The executors: [`Executor`] for `Send` tasks run by any number of threads, and
+//! [`LocalExecutor`] for `!Send` tasks on one thread.
+//!
+//! Both are plain task queues: they run tasks while some thread drives their `run`
+//! future. An [`EventLoop`](crate::EventLoop) owns one and drives it together with the
+//! I/O reactor.
+
+mod state;
+mod task;
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Poll;
+
+use async_task::{Builder, Runnable};
+use event_listener::EventListener;
+
+use state::{Runner, State};
+pub use task::Task;
+
+/// How many tasks a runner runs before it polls the future it was given again.
+const BATCH: u32 = 64;
+/// How many batches in a row a runner runs before it lets the reactor look for I/O.
+const BATCHES_PER_REACTOR_TICK: u32 = 16;
+
+/// An executor of `Send` futures; any number of threads may run it at once.
+///
+/// Each thread in [`Executor::run`] keeps a local queue for the tasks it wakes itself,
+/// takes work from a shared injector queue, and steals from the other threads when
+/// it runs dry. Idle threads sleep until there is work.
+///
+/// Dropping the executor drops every task that has not finished.
+///
+/// # Examples
+///
+/// ```
+/// use polyloop::Executor;
+///
+/// let ex = Executor::new();
+/// let task = ex.spawn(async { 1 + 2 });
+/// assert_eq!(futures_lite::future::block_on(ex.run(task)), 3);
+/// ```
+pub struct Executor<'a> {
+    state: Arc<State>,
+    _marker: PhantomData<std::cell::UnsafeCell<&'a ()>>,
+}
+
+// SAFETY: futures spawned on an `Executor` are `Send`, and the state is made of
+// thread-safe queues and locks; the marker only ties the executor to `'a`.
+unsafe impl Send for Executor<'_> {}
+// SAFETY: as above; every method takes `&self` and synchronizes through `State`.
+unsafe impl Sync for Executor<'_> {}
+
+impl<'a> Executor<'a> {
+    /// Creates an empty executor.
+    pub fn new() -> Executor<'a> {
+        Executor { state: Arc::new(State::new()), _marker: PhantomData }
+    }
+
+    /// Spawns a future onto this executor. It runs when a thread runs the executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = polyloop::Executor::new();
+    /// let task = ex.spawn(async { "hello" });
+    /// assert_eq!(futures_lite::future::block_on(ex.run(task)), "hello");
+    /// ```
+    #[track_caller]
+    pub fn spawn<T: Send + 'a>(&self, future: impl Future<Output = T> + Send + 'a) -> Task<T> {
+        // SAFETY: the future is `Send` and outlives `'a`; the executor (bound to `'a`)
+        // drops every unfinished task when it is dropped, and the schedule function is
+        // `Send + Sync + 'static`.
+        unsafe { self.spawn_inner(future, Location::caller()) }
+    }
+
+    /// Spawns with a given spawn location (kept for debug reports).
+    ///
+    /// # Safety
+    ///
+    /// If `future` is not `Send`, the runnable must only be run and dropped on the
+    /// thread that spawned it; `future` must not outlive the data it borrows, which
+    /// holds while `'a` does and the executor drops all tasks on drop.
+    pub(crate) unsafe fn spawn_inner<T: 'a>(
+        &self,
+        future: impl Future<Output = T> + 'a,
+        loc: &'static Location<'static>,
+    ) -> Task<T> {
+        let mut active = self.state.active();
+        let key = active.vacant_key();
+        let state = self.state.clone();
+        let future = async move {
+            let _guard = CallOnDrop(move || state.active().remove(key));
+            future.await
+        };
+        let sched = self.state.clone();
+        // SAFETY: forwarded to the caller (see the `# Safety` section).
+        let (runnable, task) = unsafe {
+            Builder::new()
+                .propagate_panic(true)
+                .spawn_unchecked(|()| future, move |r| sched.schedule(r))
+        };
+        active.insert(runnable.waker(), loc);
+        drop(active);
+        runnable.schedule();
+        Task(task)
+    }
+
+    /// Spawns a `!Send` future bound to the calling thread, which becomes the
+    /// executor's home thread: only a runner on that thread polls it.
+    ///
+    /// Returns the future back if another thread is already the home thread.
+    pub(crate) fn spawn_home<F>(
+        &self,
+        future: F,
+        loc: &'static Location<'static>,
+    ) -> Result<Task<F::Output>, F>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if !self.state.claim_home() {
+            return Err(future);
+        }
+        let mut active = self.state.active();
+        let key = active.vacant_key();
+        let state = self.state.clone();
+        let future = async move {
+            let _guard = CallOnDrop(move || state.active().remove(key));
+            future.await
+        };
+        let sched = self.state.clone();
+        // `spawn_local` checks at run time that the task is only polled and dropped on
+        // this thread, and the home queue is only popped here.
+        let (runnable, task) = Builder::new()
+            .propagate_panic(true)
+            .spawn_local(|()| future, move |r| sched.schedule_home(r));
+        active.insert(runnable.waker(), loc);
+        drop(active);
+        runnable.schedule();
+        Ok(Task(task))
+    }
+
+    /// Runs tasks on the calling thread until `future` completes, and returns its output.
+    ///
+    /// Many threads may run the same executor at once; each one helps with all tasks.
+    /// The returned future does the work when polled: drive it with a `block_on`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polyloop::Executor;
+    ///
+    /// let ex = Executor::new();
+    /// let t = ex.spawn(async { 7 });
+    /// let out = futures_lite::future::block_on(ex.run(async { t.await * 6 }));
+    /// assert_eq!(out, 42);
+    /// ```
+    pub async fn run<T>(&self, future: impl Future<Output = T>) -> T {
+        run(&self.state, future).await
+    }
+
+    /// Whether no task is waiting to be run right now.
+    pub fn is_empty(&self) -> bool {
+        self.state.active_len() == 0
+    }
+
+    /// How many tasks have been spawned and not finished yet.
+    pub fn len(&self) -> usize {
+        self.state.active_len()
+    }
+
+    /// Where each unfinished task was spawned (for debug reports).
+    pub(crate) fn locations(&self) -> Vec<&'static Location<'static>> {
+        self.state.active_locations()
+    }
+
+    /// Drops every unfinished task.
+    pub(crate) fn cancel_all(&self) {
+        self.state.cancel_all()
+    }
+}
+
+impl Default for Executor<'_> {
+    fn default() -> Self {
+        Executor::new()
+    }
+}
+
+impl Drop for Executor<'_> {
+    fn drop(&mut self) {
+        self.state.cancel_all();
+    }
+}
+
+impl fmt::Debug for Executor<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor").field("tasks", &self.len()).finish()
+    }
+}
+
+/// An executor of `!Send` futures, run by the thread that owns it.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use polyloop::LocalExecutor;
+///
+/// let ex = LocalExecutor::new();
+/// let shared = Rc::new(5);
+/// let s = shared.clone();
+/// let task = ex.spawn(async move { *s * 2 });
+/// assert_eq!(futures_lite::future::block_on(ex.run(task)), 10);
+/// ```
+pub struct LocalExecutor<'a> {
+    inner: Executor<'a>,
+    _marker: PhantomData<Rc<()>>,
+}
+
+impl<'a> LocalExecutor<'a> {
+    /// Creates an empty local executor.
+    pub fn new() -> LocalExecutor<'a> {
+        LocalExecutor { inner: Executor::new(), _marker: PhantomData }
+    }
+
+    /// Spawns a `!Send` future; it runs when this thread runs the executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = polyloop::LocalExecutor::new();
+    /// let cell = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// let c = cell.clone();
+    /// futures_lite::future::block_on(ex.run(ex.spawn(async move { c.set(1) })));
+    /// assert_eq!(cell.get(), 1);
+    /// ```
+    #[track_caller]
+    pub fn spawn<T: 'a>(&self, future: impl Future<Output = T> + 'a) -> Task<T> {
+        // SAFETY: `LocalExecutor` is `!Send` and `!Sync`, so its runnables are only run
+        // by `run` on this thread; unfinished tasks are dropped with the executor, here.
+        unsafe { self.inner.spawn_inner(future, Location::caller()) }
+    }
+
+    /// Runs tasks until `future` completes, and returns its output.
+    pub async fn run<T>(&self, future: impl Future<Output = T>) -> T {
+        self.inner.run(future).await
+    }
+
+    /// How many tasks have been spawned and not finished yet.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether every spawned task has finished.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
+impl Default for LocalExecutor<'_> {
+    fn default() -> Self {
+        LocalExecutor::new()
+    }
+}
+
+impl fmt::Debug for LocalExecutor<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalExecutor").field("tasks", &self.len()).finish()
+    }
+}
+
+/// The runner loop behind `Executor::run`.
+///
+/// It polls `future`, then runs tasks in batches, polling `future` again after each
+/// batch. It only returns `Pending` (which lets the surrounding `block_on` park or poll
+/// the reactor) when there is nothing to run, or after a long streak of work so that I/O
+/// and timers are not starved. Parking only when idle is what keeps a ping-pong between
+/// two tasks free of system calls.
+async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
+    let mut future = pin!(future);
+    let mut runner: Option<Runner> = None;
+    let mut listener: Option<EventListener> = None;
+    let mut woken = false;
+    let mut streak = 0u32;
+    std::future::poll_fn(move |cx| {
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            // The runner is made on first need, so a ready future costs no queue.
+            let runner = runner.get_or_insert_with(|| Runner::new(state));
+            let _enter = runner.enter();
+            let mut ran = 0;
+            while ran < BATCH {
+                let Some(runnable) = runner.find() else { break };
+                if woken {
+                    // This runner was asleep and found work: wake another one in case
+                    // there is more.
+                    woken = false;
+                    state.sleepers.notify(1);
+                }
+                listener = None;
+                run_one(runnable);
+                ran += 1;
+            }
+            if ran > 0 {
+                streak += 1;
+                if streak >= BATCHES_PER_REACTOR_TICK {
+                    streak = 0;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                continue;
+            }
+            streak = 0;
+            match listener.as_mut() {
+                // Register first, then look at the queues once more before sleeping.
+                None => listener = Some(state.sleepers.listen()),
+                Some(l) => match std::pin::Pin::new(l).poll(cx) {
+                    Poll::Ready(()) => {
+                        listener = None;
+                        woken = true;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
+        }
+    })
+    .await
+}
+
+fn run_one(runnable: Runnable) {
+    runnable.run();
+}
+
+/// Runs a closure when dropped.
+struct CallOnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for CallOnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+fn _ensure_send_and_sync() {
+    fn is_send<T: Send>(_: T) {}
+    fn is_sync<T: Sync>(_: T) {}
+    is_send(Executor::new());
+    is_sync(Executor::new());
+    is_send(Executor::new().spawn(async {}));
+}

@@ -1,0 +1,243 @@
+//! Callbacks scheduled on a loop (`call_soon`, `call_later`, `call_at`), their handles,
+//! and the task that runs them in order.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use event_listener::Event;
+use futures_lite::FutureExt;
+
+/// A callback scheduled with [`EventLoop::call_soon`](crate::EventLoop::call_soon).
+///
+/// Cancelling it before it runs means it never runs.
+///
+/// # Examples
+///
+/// ```
+/// let lp = polyloop::EventLoop::new().unwrap();
+/// let h = lp.call_soon(|| panic!("never runs"));
+/// h.cancel();
+/// assert!(h.is_cancelled());
+/// lp.run_until_complete(polyloop::yield_now()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    state: Arc<AtomicBool>,
+}
+
+impl Handle {
+    pub(crate) fn new() -> Handle {
+        Handle { state: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Cancels the callback; it does nothing if the callback already ran.
+    pub fn cancel(&self) {
+        self.state.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Handle::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.state.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").field("cancelled", &self.is_cancelled()).finish()
+    }
+}
+
+/// A callback scheduled for a point in time with
+/// [`EventLoop::call_later`](crate::EventLoop::call_later) or
+/// [`EventLoop::call_at`](crate::EventLoop::call_at).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let lp = polyloop::EventLoop::new().unwrap();
+/// let h = lp.call_later(Duration::from_secs(3600), || panic!("never runs"));
+/// assert!(h.when() > lp.time());
+/// h.cancel();
+/// ```
+#[derive(Clone)]
+pub struct TimerHandle {
+    handle: Handle,
+    when: Instant,
+}
+
+impl TimerHandle {
+    /// When the callback is due.
+    pub fn when(&self) -> Instant {
+        self.when
+    }
+
+    /// Cancels the callback; it does nothing if the callback already ran.
+    pub fn cancel(&self) {
+        self.handle.cancel()
+    }
+
+    /// Whether [`TimerHandle::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.handle.is_cancelled()
+    }
+}
+
+impl fmt::Debug for TimerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimerHandle")
+            .field("when", &self.when)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
+
+/// The callbacks of one loop: ready ones in FIFO order, timed ones by deadline.
+pub(crate) struct Callbacks {
+    queues: Mutex<Queues>,
+    /// Wakes the driver task when a callback is added.
+    event: Event,
+}
+
+#[derive(Default)]
+struct Queues {
+    ready: VecDeque<(Handle, Callback)>,
+    timers: BinaryHeap<Timed>,
+    seq: u64,
+}
+
+/// A timed callback; the heap pops the earliest deadline, then the earliest scheduled.
+struct Timed {
+    when: Instant,
+    seq: u64,
+    handle: Handle,
+    callback: Callback,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.when, self.seq) == (other.when, other.seq)
+    }
+}
+impl Eq for Timed {}
+impl PartialOrd for Timed {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timed {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        // Reversed: `BinaryHeap` is a max-heap.
+        (other.when, other.seq).cmp(&(self.when, self.seq))
+    }
+}
+
+impl Callbacks {
+    pub(crate) fn new() -> Callbacks {
+        Callbacks { queues: Mutex::new(Queues::default()), event: Event::new() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn push_ready(&self, callback: Callback) -> Handle {
+        let handle = Handle::new();
+        self.lock().ready.push_back((handle.clone(), callback));
+        self.event.notify(1);
+        handle
+    }
+
+    pub(crate) fn push_timed(&self, when: Instant, callback: Callback) -> TimerHandle {
+        let handle = Handle::new();
+        {
+            let mut q = self.lock();
+            q.seq += 1;
+            let seq = q.seq;
+            q.timers.push(Timed { when, seq, handle: handle.clone(), callback });
+        }
+        self.event.notify(1);
+        TimerHandle { handle, when }
+    }
+
+    /// How many callbacks are scheduled and not cancelled.
+    pub(crate) fn pending(&self) -> usize {
+        let q = self.lock();
+        q.ready.iter().filter(|(h, _)| !h.is_cancelled()).count()
+            + q.timers.iter().filter(|t| !t.handle.is_cancelled()).count()
+    }
+
+    /// Drops every scheduled callback.
+    pub(crate) fn clear(&self) {
+        let dropped = {
+            let mut q = self.lock();
+            (std::mem::take(&mut q.ready), std::mem::take(&mut q.timers))
+        };
+        drop(dropped);
+    }
+
+    /// Moves the due timers into the ready queue (by deadline) and takes the ready
+    /// queue, as one iteration of asyncio's loop does. Callbacks added while these run
+    /// wait for the next iteration.
+    fn take_due(&self) -> (VecDeque<(Handle, Callback)>, Option<Instant>) {
+        let now = Instant::now();
+        let mut q = self.lock();
+        while q.timers.peek().is_some_and(|t| t.when <= now || t.handle.is_cancelled()) {
+            let t = q.timers.pop().expect("peeked");
+            q.ready.push_back((t.handle, t.callback));
+        }
+        let next = q.timers.peek().map(|t| t.when);
+        (std::mem::take(&mut q.ready), next)
+    }
+
+    /// The task that runs the callbacks of a loop; spawned on the loop's executor.
+    pub(crate) async fn drive(self: Arc<Self>, report: fn(&str)) {
+        loop {
+            let listener = self.event.listen();
+            let (batch, next) = self.take_due();
+            if !batch.is_empty() {
+                for (handle, callback) in batch {
+                    if handle.is_cancelled() {
+                        continue;
+                    }
+                    // A panicking callback is reported and the loop goes on, as in asyncio.
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(callback)) {
+                        report(&panic_message(&*panic));
+                    }
+                }
+                // Let tasks woken by these callbacks run before the next batch.
+                futures_lite::future::yield_now().await;
+                continue;
+            }
+            match next {
+                Some(when) => {
+                    async {
+                        async_io::Timer::at(when).await;
+                    }
+                    .or(listener)
+                    .await
+                }
+                None => listener.await,
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}

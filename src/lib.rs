@@ -1,0 +1,409 @@
+//! polyloop: a small, fast async runtime whose event loops come from pluggable,
+//! asyncio-style **policies**.
+//!
+//! # A first program
+//!
+//! [`block_on`] runs a future on this thread's loop, with no set-up:
+//!
+//! ```
+//! let answer = polyloop::block_on(async { 6 * 7 });
+//! assert_eq!(answer, 42);
+//! ```
+//!
+//! Inside a running loop, [`spawn`] starts tasks, [`sleep`] and [`timeout`] deal with
+//! time, and I/O types from `async-io` just work:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! polyloop::block_on(async {
+//!     let tasks: Vec<_> = (0..10).map(|i| polyloop::spawn(async move { i * 2 })).collect();
+//!     let mut sum = 0;
+//!     for t in tasks {
+//!         sum += t.await;
+//!     }
+//!     assert_eq!(sum, 90);
+//!
+//!     let slow = polyloop::sleep(Duration::from_secs(60));
+//!     assert!(polyloop::timeout(Duration::from_millis(5), slow).await.is_err());
+//! });
+//! ```
+//!
+//! # Loops
+//!
+//! An [`EventLoop`] is asyncio's loop: `run_until_complete`, `run_forever`, `stop`,
+//! `close`, and callbacks with `call_soon`, `call_later` and `call_at`:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let lp = polyloop::new_event_loop()?;
+//! let stopper = lp.clone();
+//! lp.call_later(Duration::from_millis(2), move || stopper.stop());
+//! lp.run_forever()?;
+//! lp.close()?;
+//! # Ok::<(), polyloop::Error>(())
+//! ```
+//!
+//! # Policies
+//!
+//! The process-wide [`EventLoopPolicy`] decides what "the current loop" is and how new
+//! loops are made. The default keeps one loop per thread. Plug-in crates register
+//! more policies by name (see [`plugin`]); a program picks one at start-up:
+//!
+//! ```
+//! polyloop::plugin::install("default")?;      // or install_from_env(): POLYLOOP_POLICY
+//! let policy = polyloop::get_event_loop_policy();
+//! assert_eq!(policy.name(), "default");
+//! polyloop::set_event_loop_policy(None);      // back to a fresh default policy
+//! # Ok::<(), polyloop::Error>(())
+//! ```
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    clippy::undocumented_unsafe_blocks
+)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod debug;
+mod error;
+mod event_loop;
+mod executor;
+mod handle;
+pub mod plugin;
+mod policy;
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::time::Duration;
+
+pub use debug::{DebugEvent, DebugHook, stderr_hook};
+pub use error::Error;
+pub use event_loop::{EventLoop, LoopBuilder, get_running_loop};
+pub use executor::{Executor, LocalExecutor, Task};
+pub use handle::{Handle, TimerHandle};
+/// Runs `async fn main` on a loop of the chosen policy: `#[policy_main]`,
+/// `#[policy_main(policy = "threadpool", workers = 4, debug = true)]`.
+///
+/// The policy is the argument, else `POLYLOOP_POLICY`, else `"default"`; it is
+/// installed process-wide, a fresh loop runs the body, and the loop is closed after.
+pub use polyloop_macros::policy_main;
+/// Runs an `async fn` test on a fresh loop of the chosen policy (the process-wide
+/// policy is left alone, since tests run in parallel).
+pub use polyloop_macros::policy_test;
+pub use policy::{
+    DefaultEventLoopPolicy, EventLoopPolicy, get_event_loop, get_event_loop_policy, is_main_thread,
+    new_event_loop, set_event_loop, set_event_loop_policy,
+};
+
+/// Runs a future to completion on this thread's event loop and returns its output.
+///
+/// It works on any thread with no set-up: it uses the policy's loop for this thread,
+/// and creates and sets one where there is none (where asyncio's `get_event_loop`
+/// would refuse). If the policy's loop is closed, a new one replaces it; if it is
+/// running on another thread (a policy with one loop for the whole process), a
+/// private loop runs the future and is closed after.
+///
+/// # Panics
+///
+/// When called from inside a running loop (a task, a callback): blocking there would
+/// stall the loop. Await the future instead, or [`spawn`] it. Also when the policy
+/// cannot make a loop (a bad `POLYLOOP_DEBUG`, for instance); the message says why.
+///
+/// # Examples
+///
+/// ```
+/// let v = polyloop::block_on(async { vec![1, 2, 3] });
+/// assert_eq!(v.len(), 3);
+///
+/// // any thread works
+/// let t = std::thread::spawn(|| polyloop::block_on(async { 5 }));
+/// assert_eq!(t.join().unwrap(), 5);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    if let Some(lp) = get_running_loop() {
+        panic!(
+            "polyloop::block_on was called from inside running event loop #{}; blocking here \
+             would stall that loop. Await the future instead, or start it with polyloop::spawn",
+            lp.id()
+        );
+    }
+    let policy = get_event_loop_policy();
+    let lp = match policy.get_event_loop() {
+        Ok(lp) if !lp.is_closed() => lp,
+        _ => {
+            let lp = policy.new_event_loop().unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
+            // A policy that refuses to set it still lets us run it.
+            let _ = policy.set_event_loop(Some(lp.clone()));
+            lp
+        }
+    };
+    match lp.enter() {
+        Ok(guard) => {
+            guard.run_until_complete(future).unwrap_or_else(|e| panic!("polyloop::block_on: {e}"))
+        }
+        Err(_) => {
+            // The policy's loop is busy elsewhere: run on a private loop.
+            let private =
+                policy.new_event_loop().unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
+            let out = private
+                .run_until_complete(future)
+                .unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
+            let _ = private.close();
+            out
+        }
+    }
+}
+
+/// Runs `future` on a fresh loop made by `factory`, then closes the loop, as
+/// asyncio's `run(main, loop_factory=...)`. It bypasses the policy and the registry.
+///
+/// # Errors
+///
+/// The factory's error, or the loop's (see [`EventLoop::run_until_complete`]).
+///
+/// # Examples
+///
+/// ```
+/// let out = polyloop::run_with(|| polyloop::EventLoop::builder().debug(true).build(), async {
+///     polyloop::get_running_loop().unwrap().get_debug()
+/// })?;
+/// assert!(out);
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+pub fn run_with<F: Future>(
+    factory: impl FnOnce() -> Result<EventLoop, Error>,
+    future: F,
+) -> Result<F::Output, Error> {
+    let lp = factory()?;
+    let out = lp.run_until_complete(future);
+    lp.close()?;
+    out
+}
+
+/// Spawns a `Send` future on the loop running on this thread.
+///
+/// # Panics
+///
+/// Outside a running loop (see [`try_spawn`]), or if the loop is closed.
+///
+/// # Examples
+///
+/// ```
+/// let n = polyloop::block_on(async { polyloop::spawn(async { 2 + 2 }).await });
+/// assert_eq!(n, 4);
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match try_spawn_at(future, Location::caller()) {
+        Ok(task) => task,
+        Err(err) => panic!("polyloop::spawn: {err}"),
+    }
+}
+
+/// Spawns a `Send` future on the loop running on this thread, or says why not.
+///
+/// # Errors
+///
+/// [`Error::NoRunningLoop`] outside a running loop, [`Error::Closed`] if it is closed.
+///
+/// # Examples
+///
+/// ```
+/// assert!(polyloop::try_spawn(async {}).unwrap_err().is_no_running_loop());
+/// ```
+#[track_caller]
+pub fn try_spawn<F>(future: F) -> Result<Task<F::Output>, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    try_spawn_at(future, Location::caller())
+}
+
+fn try_spawn_at<F>(future: F, loc: &'static Location<'static>) -> Result<Task<F::Output>, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match get_running_loop() {
+        Some(lp) => lp.try_spawn_at(future, loc),
+        None => Err(Error::NoRunningLoop),
+    }
+}
+
+/// Spawns a `!Send` future on the loop running on this thread; it runs on this thread.
+///
+/// # Panics
+///
+/// Outside a running loop, or on a worker thread of a loop whose `!Send` tasks live on
+/// another thread.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+///
+/// let n = polyloop::block_on(async {
+///     let rc = Rc::new(20);
+///     polyloop::spawn_local(async move { *rc + 1 }).await
+/// });
+/// assert_eq!(n, 21);
+/// ```
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    match get_running_loop() {
+        Some(lp) => lp.spawn_local(future),
+        None => panic!("polyloop::spawn_local: {}", Error::NoRunningLoop),
+    }
+}
+
+/// Waits for `duration` (a timer of the reactor; no thread is blocked).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// polyloop::block_on(polyloop::sleep(Duration::from_millis(10)));
+/// assert!(start.elapsed() >= Duration::from_millis(10));
+/// ```
+pub async fn sleep(duration: Duration) {
+    async_io::Timer::after(duration).await;
+}
+
+/// Gives the other tasks a turn, then resumes.
+pub async fn yield_now() {
+    futures_lite::future::yield_now().await
+}
+
+/// Awaits `future`, but gives up after `duration` with [`TimedOut`] (the future is
+/// dropped).
+///
+/// # Errors
+///
+/// [`TimedOut`] if the future did not complete in time.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// polyloop::block_on(async {
+///     assert_eq!(polyloop::timeout(Duration::from_secs(5), async { 1 }).await, Ok(1));
+///     let never = std::future::pending::<()>();
+///     let err = polyloop::timeout(Duration::from_millis(1), never).await.unwrap_err();
+///     assert_eq!(err.to_string(), "timed out after 1ms");
+/// });
+/// ```
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, TimedOut> {
+    use futures_lite::FutureExt;
+    async { Ok(future.await) }
+        .or(async {
+            async_io::Timer::after(duration).await;
+            Err(TimedOut { after: duration })
+        })
+        .await
+}
+
+/// The error of [`timeout`]: the future did not complete in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut {
+    after: Duration,
+}
+
+impl TimedOut {
+    /// The time limit that passed.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out after {:?}", self.after)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+impl From<TimedOut> for std::io::Error {
+    fn from(err: TimedOut) -> Self {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, err)
+    }
+}
+
+/// What the attribute macros and `register_policy!` expand to. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    use std::future::Future;
+
+    pub use crate::plugin::is_valid_policy_name;
+    pub use inventory;
+
+    use crate::plugin::{self, PolicyOptions};
+
+    /// The arguments of `#[policy_main]` / `#[policy_test]`.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct MainConfig {
+        pub policy: Option<&'static str>,
+        pub workers: Option<usize>,
+        pub debug: Option<bool>,
+    }
+
+    /// `#[policy_main]`: install the policy, run `fut` on a fresh loop, close it.
+    pub fn policy_main<F: Future>(config: MainConfig, fut: F) -> F::Output {
+        plugin::set_options(PolicyOptions { workers: config.workers, debug: config.debug });
+        let policy = match config.policy {
+            Some(name) => plugin::install(name),
+            None => plugin::install_from_env(),
+        }
+        .unwrap_or_else(|e| panic!("#[policy_main]: {e}"));
+        run_fresh(&*policy, fut, "#[policy_main]")
+    }
+
+    /// `#[policy_test]`: run `fut` on a fresh loop of the policy, close it. The
+    /// process-wide policy is left alone (tests run in parallel).
+    pub fn policy_test<F: Future>(config: MainConfig, fut: F) -> F::Output {
+        if config.workers.is_some() || config.debug.is_some() {
+            plugin::set_options(PolicyOptions { workers: config.workers, debug: config.debug });
+        }
+        let name = match config.policy {
+            Some(name) => name.to_string(),
+            None => plugin::policy_name_from_env(),
+        };
+        let plugin = plugin::find(&name).unwrap_or_else(|e| panic!("#[policy_test]: {e}"));
+        let policy = (plugin.create)();
+        run_fresh(&*policy, fut, "#[policy_test]")
+    }
+
+    fn run_fresh<F: Future>(policy: &dyn crate::EventLoopPolicy, fut: F, what: &str) -> F::Output {
+        let lp = policy.new_event_loop().unwrap_or_else(|e| panic!("{what}: {e}"));
+        if let Some(debug) = plugin::options().debug {
+            lp.set_debug(debug);
+        }
+        let _ = policy.set_event_loop(Some(lp.clone()));
+        // Close the loop also when the body panics (a #[should_panic] test).
+        struct Close<'a>(crate::EventLoop, &'a dyn crate::EventLoopPolicy);
+        impl Drop for Close<'_> {
+            fn drop(&mut self) {
+                let _ = self.1.set_event_loop(None);
+                let _ = self.0.close();
+            }
+        }
+        let _close = Close(lp.clone(), policy);
+        lp.run_until_complete(fut).unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+}

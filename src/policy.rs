@@ -1,0 +1,262 @@
+//! Event loop policies: the process-wide object that gets, sets and creates the current
+//! loop of each context, as asyncio's policies do.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::error::Error;
+use crate::event_loop::{EventLoop, get_running_loop};
+
+/// Gets, sets and creates event loops for the current *context*.
+///
+/// The default policy's context is the thread; a custom policy may define it
+/// differently (one loop for the whole process, one per task group, ...).
+/// Plug-in crates register their policies by name with
+/// [`register_policy!`](crate::register_policy).
+///
+/// # Examples
+///
+/// A policy whose loops all run in debug mode:
+///
+/// ```
+/// use std::sync::Arc;
+/// use polyloop::{DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy};
+///
+/// #[derive(Debug, Default)]
+/// struct Debugging(DefaultEventLoopPolicy);
+///
+/// impl EventLoopPolicy for Debugging {
+///     fn name(&self) -> &str { "debugging" }
+///     fn get_event_loop(&self) -> Result<EventLoop, Error> { self.0.get_event_loop() }
+///     fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> { self.0.set_event_loop(lp) }
+///     fn new_event_loop(&self) -> Result<EventLoop, Error> { EventLoop::builder().debug(true).build() }
+/// }
+///
+/// polyloop::set_event_loop_policy(Some(Arc::new(Debugging::default())));
+/// assert!(polyloop::new_event_loop()?.get_debug());
+/// polyloop::set_event_loop_policy(None);
+/// # Ok::<(), Error>(())
+/// ```
+pub trait EventLoopPolicy: Send + Sync + fmt::Debug + 'static {
+    /// The name the policy is registered under (e.g. `"default"`).
+    fn name(&self) -> &str;
+
+    /// The loop of the current context. Never "nothing": either a loop or an error
+    /// that says why there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoCurrentLoop`] where the policy does not create one (for the default
+    /// policy: a thread other than the main thread with no loop set).
+    fn get_event_loop(&self) -> Result<EventLoop, Error>;
+
+    /// Sets (or with `None`, clears) the loop of the current context.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the policy refuses; the default policy refuses nothing.
+    fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error>;
+
+    /// Creates a new loop (not set as current).
+    ///
+    /// # Errors
+    ///
+    /// When the loop cannot be made, e.g. [`Error::InvalidEnv`] for a bad setting.
+    fn new_event_loop(&self) -> Result<EventLoop, Error>;
+}
+
+/// The default policy: one current loop per thread, registered as `"default"`.
+///
+/// `get_event_loop()` on the main thread with no loop set creates one and sets it; on
+/// any other thread it is [`Error::NoCurrentLoop`].
+///
+/// # Examples
+///
+/// ```
+/// use polyloop::{DefaultEventLoopPolicy, EventLoopPolicy};
+///
+/// let policy = DefaultEventLoopPolicy::new();
+/// let err = std::thread::spawn(move || policy.get_event_loop().unwrap_err()).join().unwrap();
+/// assert!(err.is_no_current_loop());
+/// ```
+pub struct DefaultEventLoopPolicy {
+    id: u64,
+}
+
+thread_local! {
+    /// The current loop of this thread, per default-policy instance (by id).
+    static CURRENT: RefCell<Vec<(u64, EventLoop)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl DefaultEventLoopPolicy {
+    /// A new default policy, with no loop set on any thread.
+    pub fn new() -> DefaultEventLoopPolicy {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        DefaultEventLoopPolicy { id: NEXT.fetch_add(1, Ordering::Relaxed) }
+    }
+
+    fn current(&self) -> Option<EventLoop> {
+        CURRENT.with(|c| c.borrow().iter().find(|(id, _)| *id == self.id).map(|(_, lp)| lp.clone()))
+    }
+}
+
+impl Default for DefaultEventLoopPolicy {
+    fn default() -> Self {
+        DefaultEventLoopPolicy::new()
+    }
+}
+
+impl EventLoopPolicy for DefaultEventLoopPolicy {
+    fn name(&self) -> &str {
+        "default"
+    }
+
+    fn get_event_loop(&self) -> Result<EventLoop, Error> {
+        if let Some(lp) = self.current() {
+            return Ok(lp);
+        }
+        if !is_main_thread() {
+            return Err(Error::NoCurrentLoop { thread: thread_name() });
+        }
+        let lp = self.new_event_loop()?;
+        self.set_event_loop(Some(lp.clone()))?;
+        Ok(lp)
+    }
+
+    fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {
+        CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            c.retain(|(id, _)| *id != self.id);
+            if let Some(lp) = lp {
+                c.push((self.id, lp));
+            }
+        });
+        Ok(())
+    }
+
+    fn new_event_loop(&self) -> Result<EventLoop, Error> {
+        EventLoop::new()
+    }
+}
+
+impl fmt::Debug for DefaultEventLoopPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultEventLoopPolicy").field("id", &self.id).finish()
+    }
+}
+
+/// Whether the calling thread is the process's main thread.
+pub fn is_main_thread() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::thread::gettid() == rustix::process::getpid()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        std::thread::current().name() == Some("main")
+    }
+}
+
+/// The calling thread's name, or its id when it has none.
+pub(crate) fn thread_name() -> String {
+    let t = std::thread::current();
+    match t.name() {
+        Some(name) => name.to_string(),
+        None => format!("{:?}", t.id()),
+    }
+}
+
+static POLICY: RwLock<Option<Arc<dyn EventLoopPolicy>>> = RwLock::new(None);
+
+/// The process-wide policy (the default one unless another was set).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(polyloop::get_event_loop_policy().name(), "default");
+/// ```
+pub fn get_event_loop_policy() -> Arc<dyn EventLoopPolicy> {
+    if let Some(p) = POLICY.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        return p.clone();
+    }
+    POLICY
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(|| Arc::new(DefaultEventLoopPolicy::new()))
+        .clone()
+}
+
+/// Sets the process-wide policy; `None` restores a fresh default policy.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use polyloop::DefaultEventLoopPolicy;
+///
+/// let mine = Arc::new(DefaultEventLoopPolicy::new());
+/// polyloop::set_event_loop_policy(Some(mine.clone()));
+/// assert!(std::ptr::addr_eq(Arc::as_ptr(&polyloop::get_event_loop_policy()), Arc::as_ptr(&mine)));
+/// polyloop::set_event_loop_policy(None);
+/// assert!(!std::ptr::addr_eq(Arc::as_ptr(&polyloop::get_event_loop_policy()), Arc::as_ptr(&mine)));
+/// ```
+pub fn set_event_loop_policy(policy: Option<Arc<dyn EventLoopPolicy>>) {
+    *POLICY.write().unwrap_or_else(PoisonError::into_inner) = policy;
+}
+
+/// The loop for this context: the running loop if there is one, else the policy's
+/// current loop (`get_event_loop_policy().get_event_loop()`).
+///
+/// # Errors
+///
+/// [`Error::NoCurrentLoop`] on a thread that has no loop and where the policy does not
+/// create one (with the default policy: any thread but the main thread).
+///
+/// # Examples
+///
+/// ```
+/// let lp = polyloop::new_event_loop()?;
+/// let inside = lp.run_until_complete(async { polyloop::get_event_loop() })??;
+/// assert_eq!(inside, lp);
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+pub fn get_event_loop() -> Result<EventLoop, Error> {
+    if let Some(lp) = get_running_loop() {
+        return Ok(lp);
+    }
+    get_event_loop_policy().get_event_loop()
+}
+
+/// Sets (or clears) the current loop of this context through the policy.
+///
+/// # Errors
+///
+/// Whatever the policy refuses.
+///
+/// # Examples
+///
+/// ```
+/// std::thread::spawn(|| {
+///     let lp = polyloop::new_event_loop()?;
+///     polyloop::set_event_loop(Some(lp.clone()))?;
+///     assert_eq!(polyloop::get_event_loop()?, lp);
+///     polyloop::set_event_loop(None)?;
+///     assert!(polyloop::get_event_loop().unwrap_err().is_no_current_loop());
+///     Ok::<(), polyloop::Error>(())
+/// }).join().unwrap()?;
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+pub fn set_event_loop(lp: Option<EventLoop>) -> Result<(), Error> {
+    get_event_loop_policy().set_event_loop(lp)
+}
+
+/// Creates a new loop through the policy.
+///
+/// # Errors
+///
+/// When the policy cannot make a loop (e.g. a bad environment setting).
+pub fn new_event_loop() -> Result<EventLoop, Error> {
+    get_event_loop_policy().new_event_loop()
+}
