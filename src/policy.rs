@@ -97,7 +97,24 @@ impl DefaultEventLoopPolicy {
         DefaultEventLoopPolicy { id: NEXT.fetch_add(1, Ordering::Relaxed) }
     }
 
-    fn current(&self) -> Option<EventLoop> {
+    /// The loop set on this thread, if any. Unlike
+    /// [`get_event_loop`](EventLoopPolicy::get_event_loop) it never creates one, so a
+    /// policy that keeps the per-thread context but makes its own loops can wrap this
+    /// one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polyloop::{DefaultEventLoopPolicy, EventLoopPolicy};
+    ///
+    /// let policy = DefaultEventLoopPolicy::new();
+    /// assert!(policy.current_loop().is_none());
+    /// let lp = policy.new_event_loop()?;
+    /// policy.set_event_loop(Some(lp.clone()))?;
+    /// assert_eq!(policy.current_loop(), Some(lp));
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    pub fn current_loop(&self) -> Option<EventLoop> {
         CURRENT.with(|c| c.borrow().iter().find(|(id, _)| *id == self.id).map(|(_, lp)| lp.clone()))
     }
 }
@@ -114,7 +131,7 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
     }
 
     fn get_event_loop(&self) -> Result<EventLoop, Error> {
-        if let Some(lp) = self.current() {
+        if let Some(lp) = self.current_loop() {
             return Ok(lp);
         }
         if !is_main_thread() {
