@@ -1,0 +1,288 @@
+//! A [polyloop] policy whose loops run `Send` tasks on a pool of worker threads,
+//! registered as `"threadpool"`.
+//!
+//! Each loop made by [`ThreadPoolPolicy`] starts `N` worker threads that lend
+//! themselves to it with [`EventLoop::run_worker`]; together with the thread that runs
+//! the loop they share its tasks, and an idle thread steals from a busy one. `N` is
+//! [`PolicyOptions::workers`](polyloop::plugin::PolicyOptions::workers), else
+//! `POLYLOOP_WORKERS`, else the number of available cores. Closing the loop stops its
+//! workers and joins them.
+//!
+//! The context is the thread, as with the default policy: each thread has its own
+//! current loop, and only the main thread gets one made for it on demand.
+//!
+//! # Selecting it by name
+//!
+//! A plug-in is found only when the binary links it, so name the crate once:
+//!
+//! ```
+//! use polyloop_threadpool as _;
+//!
+//! let policy = polyloop::plugin::install("threadpool")?;   // or POLYLOOP_POLICY=threadpool
+//! assert_eq!(policy.name(), "threadpool");
+//! let lp = polyloop::new_event_loop()?;
+//! let squares = lp.run_until_complete(async {
+//!     let tasks: Vec<_> = (0..100u64).map(|i| polyloop::spawn(async move { i * i })).collect();
+//!     let mut sum = 0;
+//!     for t in tasks {
+//!         sum += t.await;
+//!     }
+//!     sum
+//! })?;
+//! assert_eq!(squares, 328_350);
+//! lp.close()?; // stops and joins the workers
+//! # Ok::<(), polyloop::Error>(())
+//! ```
+//!
+//! # Using it directly
+//!
+//! ```
+//! use polyloop::EventLoopPolicy;
+//! use polyloop_threadpool::ThreadPoolPolicy;
+//!
+//! let lp = ThreadPoolPolicy::with_workers(2).new_event_loop()?;
+//! let on = lp.run_until_complete(async {
+//!     polyloop::spawn(async { std::thread::current().name().map(String::from) }).await
+//! })?;
+//! // Whichever thread ran it: the loop's own, or one of the two workers.
+//! println!("ran on {on:?}");
+//! lp.close()?;
+//! # Ok::<(), polyloop::Error>(())
+//! ```
+//!
+//! [polyloop]: https://docs.rs/polyloop
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use event_listener::Event;
+use polyloop::{DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy};
+
+polyloop::register_policy! {
+    name: "threadpool",
+    description: "loops run Send tasks on N worker threads plus the loop's thread \
+                  (N = POLYLOOP_WORKERS, default one per core); per-thread context",
+    create: || Arc::new(ThreadPoolPolicy::new()),
+}
+
+/// A policy whose loops run `Send` tasks on a pool of worker threads.
+///
+/// The number of workers is fixed per policy with [`ThreadPoolPolicy::with_workers`],
+/// or read each time a loop is made ([`ThreadPoolPolicy::new`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use polyloop_threadpool::ThreadPoolPolicy;
+///
+/// polyloop::set_event_loop_policy(Some(Arc::new(ThreadPoolPolicy::with_workers(3))));
+/// let lp = polyloop::new_event_loop()?;
+/// assert_eq!(lp.run_until_complete(async { polyloop::spawn(async { 7 }).await })?, 7);
+/// lp.close()?;
+/// polyloop::set_event_loop_policy(None);
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+pub struct ThreadPoolPolicy {
+    /// The per-thread current loops.
+    context: DefaultEventLoopPolicy,
+    workers: Option<usize>,
+}
+
+impl ThreadPoolPolicy {
+    /// A policy whose loops get [`polyloop::plugin::workers()`] worker threads each:
+    /// `PolicyOptions::workers`, else `POLYLOOP_WORKERS`, else one per available core.
+    /// The setting is read each time a loop is made.
+    pub fn new() -> ThreadPoolPolicy {
+        ThreadPoolPolicy { context: DefaultEventLoopPolicy::new(), workers: None }
+    }
+
+    /// A policy whose loops get exactly `workers` worker threads each (besides the
+    /// thread that runs the loop).
+    ///
+    /// # Panics
+    ///
+    /// If `workers` is 0: a pool needs at least one thread (the default policy makes
+    /// loops with no workers).
+    pub fn with_workers(workers: usize) -> ThreadPoolPolicy {
+        assert!(
+            workers >= 1,
+            "ThreadPoolPolicy::with_workers(0): a pool needs at least 1 worker thread; \
+             use DefaultEventLoopPolicy for loops without workers"
+        );
+        ThreadPoolPolicy { context: DefaultEventLoopPolicy::new(), workers: Some(workers) }
+    }
+
+    /// How many worker threads the next loop gets.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEnv`] if the count comes from `POLYLOOP_WORKERS` and that is not
+    /// a whole number of at least 1.
+    pub fn workers(&self) -> Result<usize, Error> {
+        match self.workers {
+            Some(n) => Ok(n),
+            None => polyloop::plugin::workers(),
+        }
+    }
+}
+
+impl Default for ThreadPoolPolicy {
+    fn default() -> Self {
+        ThreadPoolPolicy::new()
+    }
+}
+
+impl fmt::Debug for ThreadPoolPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolPolicy").field("workers", &self.workers).finish()
+    }
+}
+
+impl EventLoopPolicy for ThreadPoolPolicy {
+    fn name(&self) -> &str {
+        "threadpool"
+    }
+
+    /// The loop set on this thread; on the main thread with none set, a new pool loop
+    /// (set as current).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoCurrentLoop`] on another thread with no loop set; whatever
+    /// [`new_event_loop`](ThreadPoolPolicy::new_event_loop) gives.
+    fn get_event_loop(&self) -> Result<EventLoop, Error> {
+        if let Some(lp) = self.context.current_loop() {
+            return Ok(lp);
+        }
+        if !polyloop::is_main_thread() {
+            // Says there is no loop, naming this thread.
+            return self.context.get_event_loop();
+        }
+        let lp = self.new_event_loop()?;
+        self.context.set_event_loop(Some(lp.clone()))?;
+        Ok(lp)
+    }
+
+    fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {
+        self.context.set_event_loop(lp)
+    }
+
+    /// A new loop with its own worker threads (see [`new_pool_loop`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`.
+    fn new_event_loop(&self) -> Result<EventLoop, Error> {
+        new_pool_loop(self.workers()?)
+    }
+}
+
+/// Makes a loop whose `Send` tasks run on `workers` new threads as well as on the
+/// thread that runs it. Closing the loop stops the workers and joins them; a loop
+/// that is never closed keeps its workers until the process ends.
+///
+/// The workers run tasks whether or not the loop itself is running, as soon as they
+/// are spawned. `!Send` tasks ([`EventLoop::spawn_local`]) stay on the loop's thread.
+///
+/// Debug mode follows `POLYLOOP_DEBUG` (or `PolicyOptions::debug`), as for any loop.
+///
+/// # Errors
+///
+/// [`Error::InvalidEnv`] for a bad `POLYLOOP_DEBUG`.
+///
+/// # Panics
+///
+/// If `workers` is 0, or the system refuses to start a thread.
+///
+/// # Examples
+///
+/// ```
+/// let lp = polyloop_threadpool::new_pool_loop(2)?;
+/// let out = polyloop::run_with(|| Ok(lp.clone()), async { 1 + 1 })?; // run_with closes it
+/// assert_eq!(out, 2);
+/// assert!(lp.is_closed());
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+pub fn new_pool_loop(workers: usize) -> Result<EventLoop, Error> {
+    assert!(workers >= 1, "new_pool_loop(0): a pool needs at least 1 worker thread");
+    let lp = EventLoop::builder().build()?;
+    let pool = Arc::new(Pool {
+        stop: AtomicBool::new(false),
+        stopped: Event::new(),
+        threads: Mutex::new(Vec::with_capacity(workers)),
+    });
+    // The hook goes on before any worker starts, so a close that races with start-up
+    // still stops them all.
+    let hook_pool = pool.clone();
+    lp.on_close(move |_| hook_pool.shut_down());
+    for i in 0..workers {
+        let (worker_lp, worker_pool) = (lp.clone(), pool.clone());
+        let spawned =
+            thread::Builder::new().name(format!("threadpool-{}-{i}", lp.id())).spawn(move || {
+                // `Closed` means the loop was closed before this worker got going:
+                // nothing to do.
+                let _ = worker_lp.run_worker(worker_pool.wait_stopped());
+            });
+        match spawned {
+            Ok(handle) => pool.threads.lock().unwrap_or_else(PoisonError::into_inner).push(handle),
+            Err(err) => {
+                let _ = lp.close();
+                panic!(
+                    "polyloop-threadpool: could not start worker thread {i} of {workers}: {err}"
+                );
+            }
+        }
+    }
+    Ok(lp)
+}
+
+/// The worker threads of one loop, and the signal that stops them.
+struct Pool {
+    stop: AtomicBool,
+    stopped: Event,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Pool {
+    /// Completes once [`Pool::shut_down`] was called.
+    async fn wait_stopped(&self) {
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let listener = self.stopped.listen();
+            // Check again: a shutdown between the load and `listen` has no listener
+            // to wake.
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Tells every worker to stop, and joins them (run by the loop's `close()`).
+    fn shut_down(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.stopped.notify(usize::MAX);
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        let me = thread::current().id();
+        for handle in threads {
+            // `close()` called from a task on a worker: that worker cannot join itself.
+            // It has been told to stop, and ends as soon as the task returns to it.
+            if handle.thread().id() == me {
+                continue;
+            }
+            // A worker only runs tasks, whose panics go to their awaiters, so a panic
+            // here is a bug in the executor: report it rather than panic inside close().
+            if handle.join().is_err() {
+                eprintln!("polyloop-threadpool: a worker thread panicked");
+            }
+        }
+    }
+}
