@@ -131,6 +131,7 @@ fn installed_by_name_it_is_the_process_loop() {
             let lp = here.clone();
             thread::spawn(move || lp.run_forever())
         };
+        support::eventually("the process loop to run", || here.is_running());
         assert_eq!(polyloop::block_on(async { 5 }), 5);
         let (tx, rx) = std::sync::mpsc::channel();
         here.spawn(async move { tx.send(polyloop::get_running_loop()).unwrap() }).detach();
