@@ -94,8 +94,11 @@ impl<'a> Executor<'a> {
         let mut active = self.state.active();
         let key = active.vacant_key();
         let state = self.state.clone();
+        // Captured (not created inside), so it also runs if the task is dropped before
+        // its first poll.
+        let guard = CallOnDrop(move || state.active().remove(key));
         let future = async move {
-            let _guard = CallOnDrop(move || state.active().remove(key));
+            let _guard = guard;
             future.await
         };
         let sched = self.state.clone();
@@ -130,8 +133,11 @@ impl<'a> Executor<'a> {
         let mut active = self.state.active();
         let key = active.vacant_key();
         let state = self.state.clone();
+        // Captured (not created inside), so it also runs if the task is dropped before
+        // its first poll.
+        let guard = CallOnDrop(move || state.active().remove(key));
         let future = async move {
-            let _guard = CallOnDrop(move || state.active().remove(key));
+            let _guard = guard;
             future.await
         };
         let sched = self.state.clone();
