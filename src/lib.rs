@@ -345,6 +345,11 @@ impl From<TimedOut> for std::io::Error {
     }
 }
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// What the attribute macros and `register_policy!` expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {

@@ -1,0 +1,49 @@
+//! Every example in `examples/` is run by the test suite.
+
+use std::process::Command;
+
+/// Runs the example binary that `cargo test` built next to this test, or builds and
+/// runs it with cargo when only this test target was built.
+fn run_example(name: &str) -> String {
+    let built = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("examples").join(name)))
+        .filter(|path| path.is_file());
+    let mut cmd = match built {
+        Some(path) => Command::new(path),
+        None => {
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["run", "--quiet", "--example", name]);
+            cmd
+        }
+    };
+    let out = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("the example starts");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "example {name} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn tour() {
+    let out = run_example("tour");
+    assert!(out.contains("block_on gave 42"), "{out}");
+    assert!(out.contains("sum of their squares is 338350"), "{out}");
+    let order: Vec<&str> = out.lines().filter(|l| l.starts_with("callback ran:")).collect();
+    assert_eq!(
+        order,
+        [
+            "callback ran: soon: first",
+            "callback ran: soon: second",
+            "callback ran: later: 10ms",
+            "callback ran: later: 20ms",
+            "callback ran: later: 30ms"
+        ]
+    );
+    assert!(out.contains("restored the default: \"default\""), "{out}");
+    assert!(out.contains("no event loop policy is registered as \"no-such-policy\""), "{out}");
+}
