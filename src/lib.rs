@@ -71,6 +71,7 @@ mod debug;
 mod error;
 mod event_loop;
 mod executor;
+mod fork;
 mod handle;
 pub mod plugin;
 mod policy;

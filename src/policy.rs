@@ -86,8 +86,9 @@ pub struct DefaultEventLoopPolicy {
 }
 
 thread_local! {
-    /// The current loop of this thread, per default-policy instance (by id).
-    static CURRENT: RefCell<Vec<(u64, EventLoop)>> = const { RefCell::new(Vec::new()) };
+    /// The current loop of this thread, per default-policy instance (by id), with the
+    /// fork generation it was set in.
+    static CURRENT: RefCell<Vec<(u64, u64, EventLoop)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl DefaultEventLoopPolicy {
@@ -98,7 +99,13 @@ impl DefaultEventLoopPolicy {
     }
 
     fn current(&self) -> Option<EventLoop> {
-        CURRENT.with(|c| c.borrow().iter().find(|(id, _)| *id == self.id).map(|(_, lp)| lp.clone()))
+        let generation = crate::fork::generation();
+        CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            // Loops set before a fork belong to the parent process.
+            c.retain(|(_, g, _)| *g == generation);
+            c.iter().find(|(id, _, _)| *id == self.id).map(|(_, _, lp)| lp.clone())
+        })
     }
 }
 
@@ -128,9 +135,9 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
     fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {
         CURRENT.with(|c| {
             let mut c = c.borrow_mut();
-            c.retain(|(id, _)| *id != self.id);
+            c.retain(|(id, _, _)| *id != self.id);
             if let Some(lp) = lp {
-                c.push((self.id, lp));
+                c.push((self.id, crate::fork::generation(), lp));
             }
         });
         Ok(())
