@@ -1,5 +1,7 @@
 //! Compile-time checks of the auto traits users rely on.
 
+mod common;
+
 use polyloop::{EventLoop, Executor, Handle, LocalExecutor, Task, TimerHandle};
 
 fn is_send<T: Send>() {}

@@ -1,5 +1,7 @@
 //! `polyloop::block_on` and the other free functions work with no set-up.
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! Every example in `examples/` is run by the test suite.
 
+mod common;
+
 use std::process::Command;
 
 /// Runs the example binary that `cargo test` built next to this test, or builds and

@@ -1,5 +1,7 @@
 //! The executor runs every spawned task exactly once, from any number of threads.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

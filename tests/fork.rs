@@ -3,6 +3,8 @@
 //! Runs without the test harness, so the process has one thread when it forks and
 //! the child may use the allocator safely.
 
+mod common;
+
 use polyloop::EventLoop;
 
 /// Forks; the child runs `child` and exits with its code; the parent gets that code.

@@ -1,5 +1,7 @@
 //! `call_soon`, `call_later` and `call_at`: order, cancellation and panics.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

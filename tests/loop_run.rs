@@ -1,5 +1,7 @@
 //! The run / stop / close state machine of `EventLoop`, and its errors.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

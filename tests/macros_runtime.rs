@@ -1,6 +1,8 @@
 //! `#[polyloop::policy_test]` end to end: every test below runs on a fresh loop
 //! made by the macro, with each of its arguments.
 
+mod common;
+
 use std::sync::Mutex;
 
 #[polyloop::policy_test]

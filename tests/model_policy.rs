@@ -4,6 +4,8 @@
 //!
 //! Runs without the harness: it owns the process-wide policy slot for its whole run.
 
+mod common;
+
 use std::sync::mpsc;
 use std::thread;
 

@@ -3,6 +3,8 @@
 //! These tests run on the test harness's threads, none of which is the main thread;
 //! `policy_main_thread.rs` covers the main thread.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use polyloop::{DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy};

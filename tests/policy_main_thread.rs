@@ -2,6 +2,8 @@
 //! (asyncio's rule); elsewhere it is an error. This binary runs without the test
 //! harness so that its code runs on the real main thread.
 
+mod common;
+
 fn main() {
     assert!(polyloop::is_main_thread());
     let first = polyloop::get_event_loop().expect("the main thread gets a loop made for it");

@@ -4,6 +4,8 @@
 //! Each test runs under a watchdog that fails it (instead of hanging) if it does not
 //! finish; the limit is generous and is not a performance check.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;

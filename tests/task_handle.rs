@@ -1,5 +1,7 @@
 //! `Task<T>`: awaiting, dropping (cancels), `detach`, `cancel`, and panics.
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
