@@ -9,8 +9,9 @@ use std::process::Command;
 fn main() {
     if std::env::var_os("POLYLOOP_LEAK_ON_PURPOSE").is_some() {
         // Leak a pipe, a parked thread and a zombie child.
-        let (r, w) = std::io::pipe().unwrap();
-        std::mem::forget((r, w));
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors `pipe` writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
         std::thread::Builder::new()
             .name("leaked".into())
             .spawn(|| {
