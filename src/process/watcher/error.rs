@@ -38,10 +38,10 @@ pub enum ChildWatchError {
         /// The watcher's name, e.g. `"pidfd"`.
         watcher: &'static str,
     },
-    /// The watcher needs an event loop and is not attached to one.
+    /// The watcher is not active: closed, or it needs an event loop and has none.
     Inactive {
         /// The watcher's name, e.g. `"safe"`.
-        watcher: &'static str,
+        watcher: String,
     },
     /// The handler was replaced by another one, or removed, before the child exited.
     HandlerGone {
@@ -108,9 +108,10 @@ impl fmt::Display for ChildWatchError {
             ),
             ChildWatchError::Inactive { watcher } => write!(
                 f,
-                "the {watcher} child watcher is not attached to an event loop, so no child can \
-                 be spawned through it; spawn from a loop running on the main thread, or call \
-                 attach_loop(Some(&loop)) with a loop that runs"
+                "the {watcher} child watcher is not active (closed, or not attached to an event \
+                 loop), so no child can be spawned through it; spawn from a loop running on the \
+                 main thread, call attach_loop(Some(&loop)) with a loop that runs, or install \
+                 an open watcher"
             ),
             ChildWatchError::HandlerGone { pid } => write!(
                 f,
