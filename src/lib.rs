@@ -75,6 +75,7 @@ mod fork;
 mod handle;
 pub mod plugin;
 mod policy;
+pub mod process;
 
 use std::fmt;
 use std::future::Future;
@@ -87,8 +88,9 @@ pub use event_loop::{EventLoop, LoopBuilder, get_running_loop};
 pub use executor::{Executor, LocalExecutor, Task};
 pub use handle::{Handle, TimerHandle};
 pub use policy::{
-    DefaultEventLoopPolicy, EventLoopPolicy, get_event_loop, get_event_loop_policy, is_main_thread,
-    new_event_loop, set_event_loop, set_event_loop_policy,
+    DefaultEventLoopPolicy, EventLoopPolicy, get_child_watcher, get_event_loop,
+    get_event_loop_policy, is_main_thread, new_event_loop, set_child_watcher, set_event_loop,
+    set_event_loop_policy,
 };
 /// Runs `async fn main` on a loop of the chosen policy: `#[policy_main]`,
 /// `#[policy_main(policy = "threadpool", workers = 4, debug = true)]`.
