@@ -5,6 +5,8 @@
 //! Its own process (`harness = false`): it sets the environment before any thread
 //! starts, and the fast watcher reaps with `waitpid(-1)`.
 
+mod common;
+
 use std::sync::Arc;
 
 use polyloop::process::{ChildWatcher, WatcherKind};

@@ -1,6 +1,8 @@
 //! `polyloop::process`: Command and Child through the default (pidfd) watcher, which
 //! leaves other tests' children alone, so these run in parallel.
 
+mod common;
+
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! Its own test binary (`harness = false`): the cases run one after another, then
 //! the process is checked for zombie children and leaked fds.
 
+mod common;
+
 mod watcher_suite;
 
 use std::sync::Arc;

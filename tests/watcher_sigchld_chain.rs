@@ -8,6 +8,8 @@
 // The children are reaped by the watchers under test, never by `Child::wait`.
 #![allow(clippy::zombie_processes)]
 
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

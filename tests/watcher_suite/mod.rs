@@ -418,13 +418,7 @@ fn thread_count(kit: &Kit) {
 }
 
 fn children_of_self() -> Vec<String> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        if let Ok(s) = std::fs::read_to_string(task.path().join("children")) {
-            out.extend(s.split_whitespace().map(str::to_string));
-        }
-    }
-    out
+    crate::common::children().into_iter().map(|(pid, state)| format!("{pid} ({state})")).collect()
 }
 
 /// Every child this process started has been reaped.
