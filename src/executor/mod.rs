@@ -6,6 +6,7 @@
 //! I/O reactor.
 
 mod state;
+mod sync;
 mod task;
 
 use std::fmt;
@@ -14,13 +15,13 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::Poll;
 
 use async_task::{Builder, Runnable};
 use event_listener::EventListener;
 
 use state::{Runner, State};
+use sync::Arc;
 pub use task::Task;
 
 /// How many tasks a runner runs before it polls the future it was given again.
