@@ -46,7 +46,7 @@ fn ten_thousand_children_leave_the_fd_count_unchanged() {
                 let batch = std::mem::take(&mut running);
                 for t in batch {
                     let (code, status) = t.await;
-                    assert_eq!(status.code(), Some(code as i32));
+                    assert_eq!(status.code(), Some(code));
                     ok += 1;
                 }
             }
