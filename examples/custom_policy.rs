@@ -70,7 +70,7 @@ polyloop::register_policy! {
     create: || Arc::new(LoggingPolicy::default()),
 }
 
-pub(crate) fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
     let plugin = polyloop::plugin::find("logging")?;
     println!("found {:?}: {} (registered in {})", plugin.name, plugin.description, plugin.origin);
 

@@ -13,7 +13,7 @@ use polyloop_debug as _;
 use polyloop_global as _;
 use polyloop_threadpool as _;
 
-pub(crate) fn main() -> Result<(), polyloop::Error> {
+fn main() -> Result<(), polyloop::Error> {
     let plugins = polyloop::plugin::plugins();
     println!("registered policies:");
     for p in &plugins {

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub(crate) fn main() -> Result<(), polyloop::Error> {
+fn main() -> Result<(), polyloop::Error> {
     // 1. block_on: run a future on this thread's loop, no set-up.
     let answer = polyloop::block_on(async { 6 * 7 });
     println!("block_on gave {answer}");

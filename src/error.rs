@@ -73,6 +73,13 @@ pub enum Error {
         /// What would be allowed, in words.
         expected: String,
     },
+    /// A child watcher of this kind cannot be made here.
+    ChildWatcherUnavailable {
+        /// The kind, e.g. `"pidfd"`.
+        kind: &'static str,
+        /// Why not, and what to use instead.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -163,6 +170,9 @@ impl fmt::Display for Error {
             ),
             Error::InvalidEnv { var, value, expected } => {
                 write!(f, "{var}={value:?} is not valid; expected {expected}")
+            }
+            Error::ChildWatcherUnavailable { kind, reason } => {
+                write!(f, "the {kind} child watcher cannot be created: {reason}")
             }
         }
     }

@@ -22,8 +22,9 @@ const RUNNING: u8 = 1;
 const CLOSED: u8 = 2;
 
 thread_local! {
-    /// The loop running on this thread (also set on the worker threads of a loop).
-    static RUNNING_LOOP: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+    /// The loop running on this thread (also set on the worker threads of a loop),
+    /// with the fork generation it was set in.
+    static RUNNING_LOOP: RefCell<Option<(u64, EventLoop)>> = const { RefCell::new(None) };
 }
 
 /// An event loop: runs tasks and callbacks, and drives I/O and timers, on the thread
@@ -724,17 +725,20 @@ pub(crate) fn debug_from_env() -> Result<bool, Error> {
 /// polyloop::block_on(async { assert!(polyloop::get_running_loop().is_some()) });
 /// ```
 pub fn get_running_loop() -> Option<EventLoop> {
-    RUNNING_LOOP.try_with(|c| c.borrow().clone()).ok().flatten()
+    let (generation, lp) = RUNNING_LOOP.try_with(|c| c.borrow().clone()).ok().flatten()?;
+    // A child process does not run its parent's loop.
+    (generation == crate::fork::generation()).then_some(lp)
 }
 
 /// Sets the thread's running loop, and restores the previous one on drop.
 struct CurrentGuard {
-    prev: Option<EventLoop>,
+    prev: Option<(u64, EventLoop)>,
 }
 
 impl CurrentGuard {
     fn set(lp: EventLoop) -> CurrentGuard {
-        CurrentGuard { prev: RUNNING_LOOP.with(|c| c.borrow_mut().replace(lp)) }
+        let entry = (crate::fork::generation(), lp);
+        CurrentGuard { prev: RUNNING_LOOP.with(|c| c.borrow_mut().replace(entry)) }
     }
 }
 

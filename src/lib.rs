@@ -71,9 +71,11 @@ mod debug;
 mod error;
 mod event_loop;
 mod executor;
+mod fork;
 mod handle;
 pub mod plugin;
 mod policy;
+pub mod process;
 
 use std::fmt;
 use std::future::Future;
@@ -86,8 +88,9 @@ pub use event_loop::{EventLoop, LoopBuilder, get_running_loop};
 pub use executor::{Executor, LocalExecutor, Task};
 pub use handle::{Handle, TimerHandle};
 pub use policy::{
-    DefaultEventLoopPolicy, EventLoopPolicy, get_event_loop, get_event_loop_policy, is_main_thread,
-    new_event_loop, set_event_loop, set_event_loop_policy,
+    DefaultEventLoopPolicy, EventLoopPolicy, get_child_watcher, get_event_loop,
+    get_event_loop_policy, is_main_thread, new_event_loop, set_child_watcher, set_event_loop,
+    set_event_loop_policy,
 };
 /// Runs `async fn main` on a loop of the chosen policy: `#[policy_main]`,
 /// `#[policy_main(policy = "threadpool", workers = 4, debug = true)]`.
@@ -345,6 +348,11 @@ impl From<TimedOut> for std::io::Error {
     }
 }
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// What the attribute macros and `register_policy!` expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {
@@ -377,16 +385,17 @@ pub mod __private {
     /// `#[policy_test]`: run `fut` on a fresh loop of the policy, close it. The
     /// process-wide policy is left alone (tests run in parallel).
     pub fn policy_test<F: Future>(config: MainConfig, fut: F) -> F::Output {
-        if config.workers.is_some() || config.debug.is_some() {
-            plugin::set_options(PolicyOptions { workers: config.workers, debug: config.debug });
-        }
         let name = match config.policy {
             Some(name) => name.to_string(),
             None => plugin::policy_name_from_env(),
         };
         let plugin = plugin::find(&name).unwrap_or_else(|e| panic!("#[policy_test]: {e}"));
-        let policy = (plugin.create)();
-        run_fresh(&*policy, fut, "#[policy_test]")
+        // Options for this test's thread only: tests run in parallel.
+        let options = PolicyOptions { workers: config.workers, debug: config.debug };
+        plugin::with_options(options, || {
+            let policy = (plugin.create)();
+            run_fresh(&*policy, fut, "#[policy_test]")
+        })
     }
 
     fn run_fresh<F: Future>(policy: &dyn crate::EventLoopPolicy, fut: F, what: &str) -> F::Output {

@@ -202,14 +202,44 @@ pub struct PolicyOptions {
 
 static OPTIONS: Mutex<PolicyOptions> = Mutex::new(PolicyOptions { workers: None, debug: None });
 
+thread_local! {
+    static SCOPED: std::cell::Cell<Option<PolicyOptions>> = const { std::cell::Cell::new(None) };
+}
+
 /// Sets the process-wide [`PolicyOptions`].
 pub fn set_options(options: PolicyOptions) {
     *OPTIONS.lock().unwrap_or_else(PoisonError::into_inner) = options;
 }
 
-/// The process-wide [`PolicyOptions`].
+/// The [`PolicyOptions`] in effect on this thread: those of an enclosing
+/// [`with_options`], else the process-wide ones.
+///
+/// # Examples
+///
+/// ```
+/// use polyloop::plugin::{PolicyOptions, options, with_options};
+///
+/// let four = PolicyOptions { workers: Some(4), debug: None };
+/// assert_eq!(with_options(four, options), four);
+/// ```
 pub fn options() -> PolicyOptions {
+    if let Some(scoped) = SCOPED.with(|s| s.get()) {
+        return scoped;
+    }
     *OPTIONS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `f` with `options` in effect on this thread only (tests running in parallel
+/// each get their own).
+pub fn with_options<R>(options: PolicyOptions, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<PolicyOptions>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPED.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPED.with(|s| s.replace(Some(options))));
+    f()
 }
 
 /// The number of worker threads a pool should use: [`PolicyOptions::workers`], else

@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::error::Error;
 use crate::event_loop::{EventLoop, get_running_loop};
+use crate::process::ChildWatcher;
 
 /// Gets, sets and creates event loops for the current *context*.
 ///
@@ -65,6 +66,25 @@ pub trait EventLoopPolicy: Send + Sync + fmt::Debug + 'static {
     ///
     /// When the loop cannot be made, e.g. [`Error::InvalidEnv`] for a bad setting.
     fn new_event_loop(&self) -> Result<EventLoop, Error>;
+
+    /// The child watcher that spawning through this policy uses. By default, the
+    /// process-wide one (see [`process::watcher::get_child_watcher`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_CHILD_WATCHER`, or
+    /// [`Error::ChildWatcherUnavailable`].
+    ///
+    /// [`process::watcher::get_child_watcher`]: crate::process::watcher::get_child_watcher
+    fn get_child_watcher(&self) -> Result<Arc<dyn ChildWatcher>, Error> {
+        crate::process::watcher::get_child_watcher()
+    }
+
+    /// Sets the child watcher of this policy (`None`: a fresh one on the next get). By
+    /// default, the process-wide one; the watcher it replaces is closed.
+    fn set_child_watcher(&self, watcher: Option<Arc<dyn ChildWatcher>>) {
+        crate::process::watcher::set_child_watcher(watcher)
+    }
 }
 
 /// The default policy: one current loop per thread, registered as `"default"`.
@@ -86,8 +106,9 @@ pub struct DefaultEventLoopPolicy {
 }
 
 thread_local! {
-    /// The current loop of this thread, per default-policy instance (by id).
-    static CURRENT: RefCell<Vec<(u64, EventLoop)>> = const { RefCell::new(Vec::new()) };
+    /// The current loop of this thread, per default-policy instance (by id), with the
+    /// fork generation it was set in.
+    static CURRENT: RefCell<Vec<(u64, u64, EventLoop)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl DefaultEventLoopPolicy {
@@ -95,6 +116,16 @@ impl DefaultEventLoopPolicy {
     pub fn new() -> DefaultEventLoopPolicy {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         DefaultEventLoopPolicy { id: NEXT.fetch_add(1, Ordering::Relaxed) }
+    }
+
+    fn current(&self) -> Option<EventLoop> {
+        let generation = crate::fork::generation();
+        CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            // Loops set before a fork belong to the parent process.
+            c.retain(|(_, g, _)| *g == generation);
+            c.iter().find(|(id, _, _)| *id == self.id).map(|(_, _, lp)| lp.clone())
+        })
     }
 
     /// The loop set on this thread, if any. Unlike
@@ -115,7 +146,7 @@ impl DefaultEventLoopPolicy {
     /// # Ok::<(), polyloop::Error>(())
     /// ```
     pub fn current_loop(&self) -> Option<EventLoop> {
-        CURRENT.with(|c| c.borrow().iter().find(|(id, _)| *id == self.id).map(|(_, lp)| lp.clone()))
+        self.current()
     }
 }
 
@@ -145,9 +176,9 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
     fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {
         CURRENT.with(|c| {
             let mut c = c.borrow_mut();
-            c.retain(|(id, _)| *id != self.id);
+            c.retain(|(id, _, _)| *id != self.id);
             if let Some(lp) = lp {
-                c.push((self.id, lp));
+                c.push((self.id, crate::fork::generation(), lp));
             }
         });
         Ok(())
@@ -276,4 +307,40 @@ pub fn set_event_loop(lp: Option<EventLoop>) -> Result<(), Error> {
 /// When the policy cannot make a loop (e.g. a bad environment setting).
 pub fn new_event_loop() -> Result<EventLoop, Error> {
     get_event_loop_policy().new_event_loop()
+}
+
+/// The current policy's child watcher (`get_event_loop_policy().get_child_watcher()`).
+///
+/// # Errors
+///
+/// [`Error::InvalidEnv`] when `POLYLOOP_CHILD_WATCHER` holds a bad value (the message
+/// lists the allowed ones), or [`Error::ChildWatcherUnavailable`].
+///
+/// # Examples
+///
+/// ```
+/// let watcher = polyloop::get_child_watcher()?;
+/// assert!(watcher.is_active() || watcher.name() == "safe" || watcher.name() == "fast");
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+pub fn get_child_watcher() -> Result<Arc<dyn ChildWatcher>, Error> {
+    get_event_loop_policy().get_child_watcher()
+}
+
+/// Sets the current policy's child watcher; `None` makes the next get create a fresh
+/// one. The watcher it replaces is closed (its children are still reaped).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use polyloop::process::ThreadedChildWatcher;
+///
+/// polyloop::set_child_watcher(Some(Arc::new(ThreadedChildWatcher::new())));
+/// assert_eq!(polyloop::get_child_watcher()?.name(), "threaded");
+/// polyloop::set_child_watcher(None);
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+pub fn set_child_watcher(watcher: Option<Arc<dyn ChildWatcher>>) {
+    get_event_loop_policy().set_child_watcher(watcher)
 }

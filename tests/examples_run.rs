@@ -1,122 +1,78 @@
-//! Runs every example, each in a child process of this test binary (the examples set
-//! the process-wide policy, so they must not share a process), and checks what it
-//! printed.
-//!
-//! The examples are compiled in as modules, so this needs no second `cargo` run and
-//! can never run a stale build. `harness = false`: `main` below is the test runner.
+//! Every example in `examples/` is run by the test suite.
 
-#[path = "../examples/custom_policy.rs"]
-mod custom_policy;
-#[path = "../examples/policies.rs"]
-mod policies;
-#[path = "../examples/tour.rs"]
-mod tour;
+mod common;
 
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-/// Set in a child process to the example it runs.
-const RUN: &str = "POLYLOOP_RUN_EXAMPLE";
-/// Only a hang trips it.
-const WATCHDOG: Duration = Duration::from_secs(120);
-
-/// An example, how to run it, and lines its output must contain.
-struct Example {
-    name: &'static str,
-    main: fn() -> Result<(), polyloop::Error>,
-    prints: &'static [&'static str],
-}
-
-const EXAMPLES: &[Example] = &[
-    Example {
-        name: "tour",
-        main: tour::main,
-        prints: &["block_on gave 42", "registered policies:"],
-    },
-    Example {
-        name: "policies",
-        main: policies::main,
-        prints: &[
-            "registered policies:",
-            "  threadpool  loops run Send tasks",
-            "debug       1000 tasks summed to 499500",
-            "default     1000 tasks summed to 499500",
-            "global      1000 tasks summed to 499500",
-            "threadpool  1000 tasks summed to 499500",
-            "back to the \"default\" policy",
-        ],
-    },
-    Example {
-        name: "custom_policy",
-        main: custom_policy::main,
-        prints: &[
-            "found \"logging\"",
-            "registered in examples_run::custom_policy",
-            "a loop of the policy computed 42",
-            "run_with works too",
-            "log: loop 1 (#",
-            "log: loop 2 (#",
-        ],
-    },
-];
-
-fn main() {
-    if let Ok(name) = std::env::var(RUN) {
-        let example = EXAMPLES.iter().find(|e| e.name == name).expect("a known example");
-        if let Err(err) = (example.main)() {
-            eprintln!("example {name} failed: {err}");
-            std::process::exit(1);
-        }
-        return;
-    }
-    let mut failed = 0;
-    for Example { name, prints, .. } in EXAMPLES {
-        match run_child(name, prints) {
-            Ok(()) => println!("test example {name} ... ok"),
-            Err(why) => {
-                println!("test example {name} ... FAILED\n{why}");
-                failed += 1;
-            }
-        }
-    }
-    println!("\nexamples: {} passed, {failed} failed", EXAMPLES.len() - failed);
-    if failed > 0 {
-        std::process::exit(1);
-    }
-}
-
-fn run_child(name: &str, expected: &[&str]) -> Result<(), String> {
-    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-    for var in ["POLYLOOP_POLICY", "POLYLOOP_WORKERS", "POLYLOOP_DEBUG", "POLYLOOP_SLOW_MS"] {
-        cmd.env_remove(var);
-    }
-    let child = cmd
-        .env(RUN, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not start the child process: {e}"))?;
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(WATCHDOG) {
-        Ok(out) => out.map_err(|e| format!("waiting for the child: {e}"))?,
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            return Err(format!("hung for {WATCHDOG:?}"));
+/// Runs the example binary that `cargo test` built next to this test, or builds and
+/// runs it with cargo when only this test target was built.
+fn run_example(name: &str) -> String {
+    let built = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("examples").join(name)))
+        .filter(|path| path.is_file());
+    let mut cmd = match built {
+        Some(path) => Command::new(path),
+        None => {
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["run", "--quiet", "--example", name]);
+            cmd
         }
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!("{}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status));
+    let out = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("the example starts");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "example {name} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn tour() {
+    let out = run_example("tour");
+    assert!(out.contains("block_on gave 42"), "{out}");
+    assert!(out.contains("sum of their squares is 338350"), "{out}");
+    let order: Vec<&str> = out.lines().filter(|l| l.starts_with("callback ran:")).collect();
+    assert_eq!(
+        order,
+        [
+            "callback ran: soon: first",
+            "callback ran: soon: second",
+            "callback ran: later: 10ms",
+            "callback ran: later: 20ms",
+            "callback ran: later: 30ms"
+        ]
+    );
+    assert!(out.contains("restored the default: \"default\""), "{out}");
+    assert!(out.contains("no event loop policy is registered as \"no-such-policy\""), "{out}");
+}
+
+#[test]
+fn policies() {
+    let out = run_example("policies");
+    assert!(out.contains("registered policies:"), "{out}");
+    assert!(out.contains("  threadpool  loops run Send tasks"), "{out}");
+    for name in ["debug", "default", "global", "threadpool"] {
+        let line = format!("{name:<11} 1000 tasks summed to 499500");
+        assert!(out.contains(&line), "{line:?} not in {out}");
     }
-    match expected.iter().find(|line| !stdout.contains(**line)) {
-        Some(missing) => Err(format!("{missing:?} is not in the output:\n{stdout}")),
-        None => Ok(()),
-    }
+    assert!(out.contains("back to the \"default\" policy"), "{out}");
+}
+
+#[test]
+fn custom_policy() {
+    let out = run_example("custom_policy");
+    assert!(out.contains("found \"logging\""), "{out}");
+    assert!(out.contains("(registered in custom_policy)"), "{out}");
+    assert!(out.contains("the process-wide policy is now \"logging\""), "{out}");
+    assert!(out.contains("a loop of the policy computed 42"), "{out}");
+    assert!(out.contains("run_with works too"), "{out}");
+    let log: Vec<&str> = out.lines().filter(|l| l.starts_with("log: ")).collect();
+    assert_eq!(log.len(), 4, "{out}");
+    assert!(log[0].starts_with("log: loop 1 (#") && log[0].ends_with(") made"), "{out}");
+    assert!(log[1].starts_with("log: loop 1 (#") && log[1].ends_with(") closed"), "{out}");
+    assert!(log[3].starts_with("log: loop 2 (#") && log[3].ends_with(") closed"), "{out}");
 }

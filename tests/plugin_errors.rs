@@ -1,6 +1,8 @@
 //! Every error of the plug-in registry, with its message: an unknown name, a name
 //! registered twice, and names that are not valid.
 
+mod common;
+
 use polyloop::Error;
 use polyloop_debug as _;
 use polyloop_global as _;

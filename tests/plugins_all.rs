@@ -2,6 +2,7 @@
 //! `POLYLOOP_POLICY`, and each running the same workload (10k tasks, timers and
 //! callbacks, a channel ping-pong).
 
+mod common;
 #[path = "plugin_support/mod.rs"]
 mod support;
 

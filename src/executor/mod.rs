@@ -6,6 +6,7 @@
 //! I/O reactor.
 
 mod state;
+mod sync;
 mod task;
 
 use std::fmt;
@@ -14,13 +15,13 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::Poll;
 
 use async_task::{Builder, Runnable};
 use event_listener::EventListener;
 
 use state::{Runner, State};
+use sync::Arc;
 pub use task::Task;
 
 /// How many tasks a runner runs before it polls the future it was given again.
@@ -94,8 +95,11 @@ impl<'a> Executor<'a> {
         let mut active = self.state.active();
         let key = active.vacant_key();
         let state = self.state.clone();
+        // Captured (not created inside), so it also runs if the task is dropped before
+        // its first poll.
+        let guard = CallOnDrop(move || state.active().remove(key));
         let future = async move {
-            let _guard = CallOnDrop(move || state.active().remove(key));
+            let _guard = guard;
             future.await
         };
         let sched = self.state.clone();
@@ -130,8 +134,11 @@ impl<'a> Executor<'a> {
         let mut active = self.state.active();
         let key = active.vacant_key();
         let state = self.state.clone();
+        // Captured (not created inside), so it also runs if the task is dropped before
+        // its first poll.
+        let guard = CallOnDrop(move || state.active().remove(key));
         let future = async move {
-            let _guard = CallOnDrop(move || state.active().remove(key));
+            let _guard = guard;
             future.await
         };
         let sched = self.state.clone();

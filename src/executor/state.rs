@@ -14,16 +14,21 @@
 use std::cell::Cell;
 use std::panic::Location;
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::PoisonError;
 use std::task::Waker;
+
+use super::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local};
 
 use async_task::Runnable;
 use concurrent_queue::{ConcurrentQueue, PushError};
 use event_listener::Event;
 
 /// How many runnables a runner's local queue holds before it spills into the global one.
+#[cfg(not(loom))]
 const LOCAL_CAPACITY: usize = 256;
+/// Small under loom, so that spilling and stealing are explored too.
+#[cfg(loom)]
+const LOCAL_CAPACITY: usize = 2;
 
 /// The state shared by an executor, its runners and the wakers of its tasks.
 pub(crate) struct State {
@@ -41,19 +46,24 @@ pub(crate) struct State {
     active: Mutex<Slab>,
 }
 
-thread_local! {
+executor_thread_local! {
     /// The runner that is being polled on this thread: its state and its local queue.
     static RUNNER: Cell<(*const State, *const ConcurrentQueue<Runnable>)> =
-        const { Cell::new((ptr::null(), ptr::null())) };
-    static THREAD_ID: u64 = {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    };
+        Cell::new((ptr::null(), ptr::null()));
+    /// This thread's id for the executor (0 until first asked).
+    static THREAD_ID: Cell<u64> = Cell::new(0);
 }
 
 /// A small, cheap, never-zero id of the calling thread.
 pub(crate) fn thread_id() -> u64 {
-    THREAD_ID.with(|id| *id)
+    THREAD_ID.with(|id| {
+        if id.get() == 0 {
+            // Not part of the protocol: a plain std counter, also under loom.
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            id.set(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        }
+        id.get()
+    })
 }
 
 impl State {

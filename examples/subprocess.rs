@@ -1,0 +1,43 @@
+//! Runs many children at once, each with piped output, through the child watcher that
+//! `POLYLOOP_CHILD_WATCHER` names, and prints their exit codes.
+//!
+//! Run it with `cargo run --example subprocess`, or pick a watcher:
+//! `POLYLOOP_CHILD_WATCHER=multiloop cargo run --example subprocess`
+//! (pidfd, threaded, multiloop, safe or fast; the default is pidfd where the kernel has it).
+
+use polyloop::process::{Command, Stdio};
+
+/// How many children run at once.
+const CHILDREN: usize = 64;
+
+/// Runs the children and checks what each printed and how each ended.
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A bad POLYLOOP_CHILD_WATCHER is an error here that lists the allowed values.
+    let watcher = polyloop::get_child_watcher()?;
+    println!("child watcher: {}", watcher.name());
+
+    polyloop::block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..CHILDREN {
+            let child = Command::new("sh")
+                .arg("-c")
+                .arg(format!("echo child {i}; exit {}", i % 7))
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let pid = child.id();
+            tasks.push((i, pid, polyloop::spawn(child.output())));
+        }
+        for (i, pid, task) in tasks {
+            let out = task.await?;
+            let said = String::from_utf8_lossy(&out.stdout);
+            let code = out.status.code();
+            println!("child {i:2} (pid {pid}) exited with {code:?}, saying {:?}", said.trim_end());
+            if code != Some((i % 7) as i32) || said != format!("child {i}\n") {
+                return Err(format!("child {i} ended wrongly: {:?}", out).into());
+            }
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    println!("all {CHILDREN} children reported");
+    Ok(())
+}

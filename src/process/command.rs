@@ -1,0 +1,216 @@
+//! `Command`: std's process builder, spawning through a child watcher.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::Arc;
+
+use rustix::process::{Pid, PidfdFlags};
+
+use super::child::Child;
+use super::watcher::{ChildWatchError, ChildWatcher, pidfd};
+
+/// Builds and spawns a child process, as `std::process::Command` does; its end is
+/// awaited through a child watcher (the current policy's, unless one is given).
+///
+/// # Examples
+///
+/// ```
+/// use polyloop::process::Command;
+///
+/// polyloop::block_on(async {
+///     let out = Command::new("sh").arg("-c").arg("echo hi; exit 2").output().await?;
+///     assert_eq!(out.stdout, b"hi\n");
+///     assert_eq!(out.status.code(), Some(2));
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Command {
+    inner: std::process::Command,
+    stdin: Option<Stdio>,
+    stdout: Option<Stdio>,
+    stderr: Option<Stdio>,
+    kill_on_drop: bool,
+    watcher: Option<Arc<dyn ChildWatcher>>,
+}
+
+impl Command {
+    /// A command that runs `program`.
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command {
+            inner: std::process::Command::new(program),
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            kill_on_drop: false,
+            watcher: None,
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.inner.arg(arg);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.inner.args(args);
+        self
+    }
+
+    /// Sets an environment variable of the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Command {
+        self.inner.env(key, val);
+        self
+    }
+
+    /// Sets environment variables of the child.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.inner.envs(vars);
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.inner.env_remove(key);
+        self
+    }
+
+    /// Clears the child's environment.
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.inner.env_clear();
+        self
+    }
+
+    /// Sets the child's working directory.
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.inner.current_dir(dir);
+        self
+    }
+
+    /// The child's stdin (inherited by default; [`Stdio::piped`] gives an async pipe).
+    /// Used by the next spawn only.
+    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stdin = Some(cfg.into());
+        self
+    }
+
+    /// The child's stdout (inherited by default, piped for [`output`](Command::output)).
+    /// Used by the next spawn only.
+    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stdout = Some(cfg.into());
+        self
+    }
+
+    /// The child's stderr (inherited by default, piped for [`output`](Command::output)).
+    /// Used by the next spawn only.
+    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.stderr = Some(cfg.into());
+        self
+    }
+
+    /// Kill the child (SIGKILL) when its [`Child`] is dropped before it ended. It is
+    /// reaped either way.
+    pub fn kill_on_drop(&mut self, on: bool) -> &mut Command {
+        self.kill_on_drop = on;
+        self
+    }
+
+    /// Watch the child with `watcher` instead of the current policy's.
+    pub fn watcher(&mut self, watcher: Arc<dyn ChildWatcher>) -> &mut Command {
+        self.watcher = Some(watcher);
+        self
+    }
+
+    /// Starts the child, watched from the start.
+    ///
+    /// An inactive watcher (a safe or fast one with no loop) is attached to the loop
+    /// running on this thread when this is the main thread, as asyncio does.
+    ///
+    /// # Errors
+    ///
+    /// The policy's watcher cannot be made (a bad `POLYLOOP_CHILD_WATCHER`), it is
+    /// closed or inactive ([`ChildWatchError::Inactive`]), or the spawn fails.
+    pub fn spawn(&mut self) -> io::Result<Child> {
+        let watcher = match &self.watcher {
+            Some(w) => w.clone(),
+            None => crate::get_event_loop_policy().get_child_watcher()?,
+        };
+        if !watcher.is_active() && crate::is_main_thread() {
+            if let Some(lp) = crate::get_running_loop() {
+                watcher.attach_loop(Some(&lp));
+            }
+        }
+        if !watcher.is_active() {
+            return Err(ChildWatchError::Inactive { watcher: watcher.name().to_string() }.into());
+        }
+        if let Some(s) = self.stdin.take() {
+            self.inner.stdin(s);
+        }
+        if let Some(s) = self.stdout.take() {
+            self.inner.stdout(s);
+        }
+        if let Some(s) = self.stderr.take() {
+            self.inner.stderr(s);
+        }
+        let mut std_child = self.inner.spawn()?;
+        let pid = std_child.id();
+        // Opened before anyone can reap the child, so it names this child for good.
+        let pidfd = if pidfd::is_supported() {
+            Pid::from_raw(pid as i32)
+                .and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok())
+        } else {
+            None
+        };
+        let exit = watcher.watch(pid);
+        let mut child = Child::new(&mut std_child, exit, pidfd, self.kill_on_drop);
+        // On failure `child` is dropped: killed if asked, reaped by the watcher.
+        child.set_pipes(&mut std_child)?;
+        Ok(child)
+    }
+
+    /// Runs the child to its end and returns its status (stdio inherited unless set).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Command::spawn) and [`Child::status`].
+    pub async fn status(&mut self) -> io::Result<ExitStatus> {
+        self.spawn()?.status().await
+    }
+
+    /// Runs the child to its end, collecting its stdout and stderr (piped unless set;
+    /// stdin is null unless set).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Command::spawn) and [`Child::output`].
+    pub async fn output(&mut self) -> io::Result<Output> {
+        self.stdin.get_or_insert_with(Stdio::null);
+        self.stdout.get_or_insert_with(Stdio::piped);
+        self.stderr.get_or_insert_with(Stdio::piped);
+        self.spawn()?.output().await
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command")
+            .field("command", &self.inner)
+            .field("kill_on_drop", &self.kill_on_drop)
+            .field("watcher", &self.watcher.as_ref().map(|w| w.name().to_string()))
+            .finish()
+    }
+}

@@ -1,0 +1,279 @@
+//! What every watcher shares: the table of handlers, pids being watched and statuses
+//! not yet claimed, pid checks, and delivery of results.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::process::ExitStatus;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+use rustix::process::{Pid, WaitId, WaitIdOptions};
+
+use super::error::ChildWatchError;
+use super::exit::{ChildExit, ExitSender, returncode};
+use crate::EventLoop;
+
+/// The callback of `add_child_handler`: `callback(pid, returncode)`.
+pub(crate) type Callback = Box<dyn FnOnce(u32, i32) + Send + 'static>;
+
+/// Who is told when a child ends.
+pub(crate) enum Waiter {
+    Callback(Callback),
+    Exit(ExitSender),
+}
+
+/// The state of one watcher, behind one lock.
+#[derive(Default)]
+pub(crate) struct State {
+    /// Pids the backend will reap.
+    pub(crate) watched: HashSet<u32>,
+    pub(crate) handlers: HashMap<u32, Waiter>,
+    /// Statuses of children reaped while no handler was set, for a later handler.
+    pub(crate) exited: HashMap<u32, io::Result<ExitStatus>>,
+    pub(crate) closed: bool,
+    pub(crate) lp: Option<EventLoop>,
+}
+
+impl State {
+    /// Closed, and nothing left to reap or report: resources may go.
+    pub(crate) fn drained(&self) -> bool {
+        self.closed && self.watched.is_empty() && self.handlers.is_empty()
+    }
+}
+
+/// What a backend does when a pid gets its first handler.
+pub(crate) enum Added {
+    /// The status was already in; the handler has been called.
+    Delivered,
+    /// The pid was already watched; the handler replaced the old one.
+    Replaced,
+    /// The pid is newly watched: the backend must start watching it (after the lock).
+    New,
+}
+
+pub(crate) struct Core {
+    pub(crate) name: &'static str,
+    state: Mutex<State>,
+}
+
+impl Core {
+    pub(crate) fn new(name: &'static str) -> Core {
+        Core { name, state: Mutex::new(State::default()) }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `waiter` for `pid`. `start` runs under the lock for a pid not yet
+    /// watched, after the checks; an error from it is returned and nothing is recorded.
+    ///
+    /// `check_child` says whether to ask the kernel that `pid` is our unreaped child
+    /// (the fast watcher asks under its own rules).
+    pub(crate) fn add(
+        &self,
+        pid: u32,
+        waiter: Waiter,
+        start: impl FnOnce(&mut State) -> io::Result<()>,
+    ) -> Result<Added, (io::Error, Waiter)> {
+        if let Err(e) = validate_pid(pid) {
+            return Err((e, waiter));
+        }
+        let mut state = self.lock();
+        if state.closed {
+            return Err((ChildWatchError::Closed { watcher: self.name }.into(), waiter));
+        }
+        if let Some(status) = state.exited.remove(&pid) {
+            let lp = state.lp.clone();
+            drop(state);
+            deliver(pid, waiter, status, lp.as_ref());
+            return Ok(Added::Delivered);
+        }
+        if state.watched.contains(&pid) {
+            let old = state.handlers.insert(pid, waiter);
+            drop(state);
+            drop(old);
+            return Ok(Added::Replaced);
+        }
+        if let Err(e) = check_child(pid).and_then(|()| start(&mut state)) {
+            return Err((e, waiter));
+        }
+        state.watched.insert(pid);
+        state.handlers.insert(pid, waiter);
+        Ok(Added::New)
+    }
+
+    /// Gives `waiter` a status reaped elsewhere (by another fast watcher); on refusal,
+    /// returns the status too.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn hand_over(
+        &self,
+        pid: u32,
+        waiter: Waiter,
+        status: io::Result<ExitStatus>,
+    ) -> Result<(), (io::Error, Waiter, io::Result<ExitStatus>)> {
+        let state = self.lock();
+        if state.closed {
+            return Err((ChildWatchError::Closed { watcher: self.name }.into(), waiter, status));
+        }
+        let lp = state.lp.clone();
+        drop(state);
+        deliver(pid, waiter, status, lp.as_ref());
+        Ok(())
+    }
+
+    /// The child `pid` was reaped (or could not be): tell its handler, or keep the
+    /// status for a later one. Returns whether the watcher is now drained.
+    pub(crate) fn complete(&self, pid: u32, status: io::Result<ExitStatus>) -> bool {
+        let mut state = self.lock();
+        let done = finish(&mut state, pid, status);
+        let drained = state.drained();
+        drop(state);
+        if let Some((waiter, status, lp)) = done {
+            deliver(pid, waiter, status, lp.as_ref());
+        }
+        drained
+    }
+
+    pub(crate) fn remove(&self, pid: u32) -> bool {
+        let old = self.lock().handlers.remove(&pid);
+        old.is_some()
+    }
+
+    /// Marks the watcher closed; returns whether it is drained already.
+    pub(crate) fn close(&self) -> bool {
+        let mut state = self.lock();
+        state.closed = true;
+        state.exited.clear();
+        state.drained()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub(crate) fn attach(&self, lp: Option<&EventLoop>) {
+        self.lock().lp = lp.cloned();
+    }
+}
+
+/// What `complete` does under the lock: forget `pid`, and take its handler (to call
+/// after the lock) or keep its status.
+pub(crate) fn finish(
+    state: &mut State,
+    pid: u32,
+    status: io::Result<ExitStatus>,
+) -> Option<(Waiter, io::Result<ExitStatus>, Option<EventLoop>)> {
+    state.watched.remove(&pid);
+    match state.handlers.remove(&pid) {
+        Some(waiter) => Some((waiter, status, state.lp.clone())),
+        None => {
+            if !state.closed {
+                state.exited.insert(pid, status);
+            }
+            None
+        }
+    }
+}
+
+/// `watch` in terms of `add`: a `ChildExit` that carries any error.
+pub(crate) fn watch_with(
+    pid: u32,
+    add: impl FnOnce(u32, Waiter) -> Result<(), (io::Error, Waiter)>,
+) -> ChildExit {
+    let (exit, sender) = ChildExit::pair(pid);
+    if let Err((err, Waiter::Exit(sender))) = add(pid, Waiter::Exit(sender)) {
+        sender.send(Err(err));
+    }
+    exit
+}
+
+/// `add_child_handler` in terms of `add`: errors are reported as asyncio does.
+pub(crate) fn add_handler_with(
+    name: &str,
+    pid: u32,
+    callback: Callback,
+    add: impl FnOnce(u32, Waiter) -> Result<(), (io::Error, Waiter)>,
+) {
+    if let Err((err, waiter)) = add(pid, Waiter::Callback(callback)) {
+        // The callback cannot carry an error: asyncio reports 255 and logs why.
+        eprintln!("polyloop: {name} child watcher: {err}; the handler gets returncode 255");
+        if let Waiter::Callback(cb) = waiter {
+            cb(pid, 255);
+        }
+    }
+}
+
+/// Hands `status` to `waiter`: a `ChildExit` at once, a callback on the attached
+/// loop (or here, without one).
+pub(crate) fn deliver(
+    pid: u32,
+    waiter: Waiter,
+    status: io::Result<ExitStatus>,
+    lp: Option<&EventLoop>,
+) {
+    match waiter {
+        Waiter::Exit(sender) => sender.send(status),
+        Waiter::Callback(cb) => {
+            let code = match &status {
+                Ok(s) => returncode(s),
+                Err(err) => {
+                    eprintln!(
+                        "polyloop: cannot report the exit of pid {pid}: {err}; returncode 255"
+                    );
+                    255
+                }
+            };
+            let cb = match lp {
+                Some(lp) => match lp.try_spawn(async move { cb(pid, code) }) {
+                    Ok(task) => return task.detach(),
+                    Err(_) => {
+                        return eprintln!(
+                            "polyloop: pid {pid} exited, but the event loop its watcher is attached to is closed; the handler was dropped"
+                        );
+                    }
+                },
+                None => cb,
+            };
+            cb(pid, code);
+        }
+    }
+}
+
+/// A pid that can be a child: 1..=pid_max.
+pub(crate) fn validate_pid(pid: u32) -> io::Result<Pid> {
+    let max = pid_max();
+    if pid == 0 || pid > max {
+        return Err(ChildWatchError::InvalidPid { pid, max }.into());
+    }
+    Ok(Pid::from_raw(pid as i32).expect("a pid in 1..=pid_max is positive"))
+}
+
+/// Whether `pid` is our child and not yet reaped (it may have exited): asks the
+/// kernel without reaping.
+pub(crate) fn check_child(pid: u32) -> io::Result<()> {
+    let p = validate_pid(pid)?;
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    loop {
+        match rustix::process::waitid(WaitId::Pid(p), opts) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::CHILD) => return Err(ChildWatchError::NotChild { pid }.into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `ECHILD` from a reap: someone else reaped the child.
+pub(crate) fn not_child(pid: u32) -> io::Error {
+    ChildWatchError::NotChild { pid }.into()
+}
+
+fn pid_max() -> u32 {
+    static MAX: OnceLock<u32> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4_194_304)
+    })
+}

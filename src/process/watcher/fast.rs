@@ -1,0 +1,98 @@
+//! `FastChildWatcher`: reaps every child with `waitpid(-1)`.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use super::ChildWatcher;
+use super::exit::ChildExit;
+use super::polling::{Engine, Mode};
+use crate::EventLoop;
+
+/// Reaps every exited child with `waitpid(-1, WNOHANG)` on each SIGCHLD: O(1) per child,
+/// on the attached event loop, like [`SafeChildWatcher`](super::SafeChildWatcher).
+///
+/// **It reaps children that other code started.** A `std::process::Child::wait`, or
+/// another runtime, then gets `ECHILD` for its own child. Use it only in a program
+/// where polyloop starts every child. The statuses of children it reaps without a
+/// handler are kept, and handed over when a handler for that pid is added (so a child
+/// that ends before its handler is still reported); they are dropped on `close()`.
+///
+/// It is active only while attached to an open loop; see `SafeChildWatcher`.
+///
+/// # Examples
+///
+/// ```
+/// use polyloop::process::{ChildWatcher, FastChildWatcher};
+///
+/// let watcher = FastChildWatcher::new()?;
+/// let lp = polyloop::new_event_loop()?;
+/// watcher.attach_loop(Some(&lp));
+/// let child = std::process::Command::new("true").spawn()?;
+/// let status = lp.run_until_complete(watcher.watch(child.id()))??;
+/// assert!(status.success());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct FastChildWatcher {
+    engine: Arc<Engine>,
+}
+
+impl FastChildWatcher {
+    /// A new watcher. Its SIGCHLD action is armed before this returns, so no child
+    /// it later watches can exit unnoticed.
+    ///
+    /// # Errors
+    ///
+    /// When the self-pipe cannot be made or the signal action cannot be registered.
+    pub fn new() -> io::Result<FastChildWatcher> {
+        Ok(FastChildWatcher { engine: Engine::new("fast", Mode::Fast)? })
+    }
+}
+
+impl ChildWatcher for FastChildWatcher {
+    fn name(&self) -> &str {
+        "fast"
+    }
+
+    fn add_child_handler(&self, pid: u32, callback: Box<dyn FnOnce(u32, i32) + Send + 'static>) {
+        self.engine.add_child_handler(pid, callback);
+    }
+
+    fn remove_child_handler(&self, pid: u32) -> bool {
+        self.engine.core.remove(pid)
+    }
+
+    fn attach_loop(&self, lp: Option<&EventLoop>) {
+        self.engine.attach_loop(lp);
+    }
+
+    fn is_active(&self) -> bool {
+        self.engine.is_active()
+    }
+
+    fn close(&self) {
+        self.engine.close();
+    }
+
+    fn watch(&self, pid: u32) -> ChildExit {
+        self.engine.watch(pid)
+    }
+}
+
+impl Drop for FastChildWatcher {
+    fn drop(&mut self) {
+        // Children already watched are still reaped; then the subscription goes.
+        self.engine.close();
+    }
+}
+
+impl fmt::Debug for FastChildWatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.engine.core.lock();
+        f.debug_struct("FastChildWatcher")
+            .field("watched", &state.watched.len())
+            .field("attached", &state.lp.is_some())
+            .field("closed", &state.closed)
+            .finish()
+    }
+}

@@ -1,0 +1,237 @@
+//! The engine of the SIGCHLD-driven watchers: multi-loop, safe and fast differ only in
+//! where a rescan runs and how it reaps.
+
+use std::collections::HashMap;
+use std::io;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use rustix::process::{Pid, WaitOptions};
+
+use super::core::{self, Added, Core, Waiter};
+use super::exit::{ChildExit, from_wait_status};
+use super::sigchld::{self, Subscription};
+use crate::EventLoop;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Rescan on whichever thread notices the signal; no loop needed.
+    MultiLoop,
+    /// Rescan on the attached loop.
+    Safe,
+    /// Reap everything with `waitpid(-1)` on the attached loop.
+    Fast,
+}
+
+/// What every fast watcher of the process shares: `waitpid(-1)` in one watcher reaps
+/// the children of all the others, so each reaped status goes to the watcher that
+/// owns the pid, or is kept here for whichever watcher asks for it later.
+#[derive(Default)]
+struct FastShared {
+    owners: HashMap<u32, Weak<Engine>>,
+    kept: HashMap<u32, io::Result<ExitStatus>>,
+}
+
+static FAST: Mutex<Option<FastShared>> = Mutex::new(None);
+
+pub(crate) struct Engine {
+    pub(crate) core: Core,
+    mode: Mode,
+    /// One rescan at a time: two concurrent `waitpid(pid)` would turn the loser's
+    /// result into ECHILD.
+    scan_lock: Mutex<()>,
+    scan_scheduled: AtomicBool,
+    sub: Mutex<Option<Subscription>>,
+}
+
+impl Engine {
+    pub(crate) fn new(name: &'static str, mode: Mode) -> io::Result<Arc<Engine>> {
+        let engine = Arc::new(Engine {
+            core: Core::new(name),
+            mode,
+            scan_lock: Mutex::new(()),
+            scan_scheduled: AtomicBool::new(false),
+            sub: Mutex::new(None),
+        });
+        // The listener keeps the engine alive until it is closed and drained, so a
+        // dropped watcher still reaps the children it watched.
+        let me = engine.clone();
+        let sub = sigchld::subscribe(Arc::new(move || me.on_signal()))?;
+        *engine.sub.lock().unwrap_or_else(PoisonError::into_inner) = Some(sub);
+        Ok(engine)
+    }
+
+    pub(crate) fn add(
+        self: &Arc<Self>,
+        pid: u32,
+        waiter: Waiter,
+    ) -> Result<(), (io::Error, Waiter)> {
+        if self.mode == Mode::Fast {
+            return self.add_fast(pid, waiter);
+        }
+        // The SIGCHLD action was armed in `new`, before any of these children could
+        // be watched; the scan below catches a child that exited before this call.
+        if let Added::New = self.core.add(pid, waiter, |_| Ok(()))? {
+            match self.mode {
+                Mode::MultiLoop => self.scan(Some(pid)),
+                Mode::Safe | Mode::Fast => self.schedule_scan(),
+            }
+        }
+        Ok(())
+    }
+
+    fn add_fast(self: &Arc<Self>, pid: u32, waiter: Waiter) -> Result<(), (io::Error, Waiter)> {
+        // Under the shared lock, which every `waitpid(-1)` holds: the child is either
+        // unreaped (and the kernel says it is ours) or its status is kept.
+        let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
+        let fast = fast.get_or_insert_with(Default::default);
+        if let Some(status) = fast.kept.remove(&pid) {
+            return self.core.hand_over(pid, waiter, status).map_err(|(e, w, status)| {
+                fast.kept.insert(pid, status);
+                (e, w)
+            });
+        }
+        let added = self.core.add(pid, waiter, |_| Ok(()))?;
+        fast.owners.insert(pid, Arc::downgrade(self));
+        if let Added::New = added {
+            self.schedule_scan();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn watch(self: &Arc<Self>, pid: u32) -> ChildExit {
+        core::watch_with(pid, |pid, w| self.add(pid, w))
+    }
+
+    pub(crate) fn add_child_handler(
+        self: &Arc<Self>,
+        pid: u32,
+        callback: Box<dyn FnOnce(u32, i32) + Send + 'static>,
+    ) {
+        core::add_handler_with(self.core.name, pid, callback, |pid, w| self.add(pid, w));
+    }
+
+    pub(crate) fn attach_loop(self: &Arc<Self>, lp: Option<&EventLoop>) {
+        self.core.attach(lp);
+        if lp.is_some() && self.mode != Mode::MultiLoop {
+            // A child may have ended while the watcher had no loop.
+            self.schedule_scan();
+        }
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        let state = self.core.lock();
+        match self.mode {
+            Mode::MultiLoop => !state.closed,
+            Mode::Safe | Mode::Fast => {
+                !state.closed && state.lp.as_ref().is_some_and(|lp| !lp.is_closed())
+            }
+        }
+    }
+
+    /// Closes: no new children; the SIGCHLD subscription goes once the children
+    /// already watched have been reaped (at once when there are none).
+    pub(crate) fn close(&self) {
+        if self.core.close() {
+            self.unsubscribe();
+        }
+    }
+
+    fn unsubscribe(&self) {
+        let sub = self.sub.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(sub);
+    }
+
+    fn on_signal(self: &Arc<Self>) {
+        match self.mode {
+            Mode::MultiLoop => self.scan(None),
+            Mode::Safe | Mode::Fast => self.schedule_scan(),
+        }
+    }
+
+    /// Runs a rescan on the attached loop; without one, the next `attach_loop` does.
+    fn schedule_scan(self: &Arc<Self>) {
+        let Some(lp) = self.core.lock().lp.clone() else { return };
+        if self.scan_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        match lp.try_spawn(async move {
+            me.scan_scheduled.store(false, Ordering::Release);
+            me.scan(None);
+        }) {
+            Ok(task) => task.detach(),
+            Err(_) => self.scan_scheduled.store(false, Ordering::Release),
+        }
+    }
+
+    /// Reaps what has exited: `only` one pid, or every watched one.
+    fn scan(&self, only: Option<u32>) {
+        let _one = self.scan_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let drained = match self.mode {
+            Mode::MultiLoop | Mode::Safe => self.poll_each(only),
+            Mode::Fast => self.reap_all(),
+        };
+        if drained {
+            self.unsubscribe();
+        }
+    }
+
+    /// `waitpid(pid, WNOHANG)` for every watched pid: O(n), but it leaves other code's
+    /// children alone.
+    fn poll_each(&self, only: Option<u32>) -> bool {
+        let pids: Vec<u32> = match only {
+            Some(pid) => vec![pid],
+            None => self.core.lock().watched.iter().copied().collect(),
+        };
+        for pid in pids {
+            let p = Pid::from_raw(pid as i32).expect("a watched pid is positive");
+            let status = loop {
+                match rustix::process::waitpid(Some(p), WaitOptions::NOHANG) {
+                    Ok(Some((_, status))) => break Some(Ok(from_wait_status(status))),
+                    Ok(None) => break None,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(rustix::io::Errno::CHILD) => break Some(Err(core::not_child(pid))),
+                    Err(e) => break Some(Err(e.into())),
+                }
+            };
+            if let Some(status) = status {
+                self.core.complete(pid, status);
+            }
+        }
+        self.core.lock().drained()
+    }
+
+    /// `waitpid(-1, WNOHANG)` until nothing is left: O(1) per child, but it reaps
+    /// children of other code too (their statuses are kept for a later handler).
+    fn reap_all(&self) -> bool {
+        loop {
+            // Under the shared lock, so that `add_fast` sees a child either unreaped
+            // or kept.
+            let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
+            let fast = fast.get_or_insert_with(Default::default);
+            let (pid, status) = match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+                Ok(Some((p, status))) => (p.as_raw_nonzero().get() as u32, status),
+                Err(rustix::io::Errno::INTR) => continue,
+                // No child has exited, or there are no children at all.
+                Ok(None) | Err(_) => return self.core.lock().drained(),
+            };
+            let status = Ok(from_wait_status(status));
+            let Some(owner) = fast.owners.remove(&pid).and_then(|w| w.upgrade()) else {
+                fast.kept.insert(pid, status);
+                continue;
+            };
+            let mut state = owner.core.lock();
+            let done = core::finish(&mut state, pid, status);
+            let owner_drained = state.drained();
+            drop(state);
+            if let Some((waiter, status, lp)) = done {
+                core::deliver(pid, waiter, status, lp.as_ref());
+            }
+            if owner_drained && !std::ptr::eq(Arc::as_ptr(&owner), self) {
+                owner.unsubscribe();
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Calls a function from the async-io reactor each time an fd becomes readable, with
+//! no task and no thread of our own: the reactor wakes a waker that is our code.
+//!
+//! The reactor is driven by whichever thread runs a loop, or by async-io's own
+//! thread when none does, so this works whether or not any loop runs.
+
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+
+use async_io::Async;
+
+/// What the function wants next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Call again at the next readiness.
+    Again,
+    /// Stop: deregister the fd, then close it.
+    Stop,
+}
+
+type OnReady = Box<dyn Fn(&Async<OwnedFd>) -> Next + Send + Sync>;
+
+/// A registration; it ends when the function says [`Next::Stop`] or on [`Readable::stop`].
+pub(crate) struct Readable {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` once stopped. Dropping the `Async` deregisters the fd before closing it.
+    /// Shared so that no lock is held while the function runs (it may stop us).
+    source: Mutex<Option<Arc<Async<OwnedFd>>>>,
+    on_ready: OnReady,
+    /// The waker given to the reactor; weak, so a stopped registration is freed.
+    this: Weak<Inner>,
+}
+
+impl Readable {
+    /// Registers `fd` with the reactor. Nothing is called until [`Readable::arm`].
+    pub(crate) fn new(
+        fd: OwnedFd,
+        on_ready: impl Fn(&Async<OwnedFd>) -> Next + Send + Sync + 'static,
+    ) -> std::io::Result<Readable> {
+        let source = Async::new(fd)?;
+        let inner = Arc::new_cyclic(|this| Inner {
+            source: Mutex::new(Some(Arc::new(source))),
+            on_ready: Box::new(on_ready),
+            this: this.clone(),
+        });
+        Ok(Readable { inner })
+    }
+
+    /// Checks readiness now (calling the function if ready) and asks the reactor to
+    /// wake us at the next readiness. Call it without holding locks the function takes.
+    pub(crate) fn arm(&self) {
+        self.inner.poll();
+    }
+
+    /// Deregisters and closes the fd; the function is not called again.
+    pub(crate) fn stop(&self) {
+        self.inner.stop();
+    }
+}
+
+impl Inner {
+    fn stop(&self) {
+        let source = self.source.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(source);
+    }
+
+    fn poll(&self) {
+        // The registration owns itself while armed: the reactor holds the waker.
+        let Some(this) = self.this.upgrade() else { return };
+        let waker = Waker::from(this);
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            let Some(fd) = self.source.lock().unwrap_or_else(PoisonError::into_inner).clone()
+            else {
+                return;
+            };
+            match fd.poll_readable(&mut cx) {
+                Poll::Pending => return,
+                // An error from the reactor: let the function find out by reading.
+                Poll::Ready(_) => {
+                    if (self.on_ready)(&fd) == Next::Stop {
+                        self.stop();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Wake for Inner {
+    fn wake(self: Arc<Self>) {
+        self.poll();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.poll();
+    }
+}

@@ -1,0 +1,102 @@
+//! `SafeChildWatcher`: as multi-loop, but driven by an event loop.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use super::ChildWatcher;
+use super::exit::ChildExit;
+use super::polling::{Engine, Mode};
+use crate::EventLoop;
+
+/// As [`MultiLoopChildWatcher`](super::MultiLoopChildWatcher) (SIGCHLD, then
+/// `waitpid(pid, WNOHANG)` for each watched pid), but the rescans and the handlers run
+/// on the attached event loop, and only while it runs: the main thread's loop, as
+/// asyncio's `SafeChildWatcher`.
+///
+/// It is active only while attached to an open loop. [`Command::spawn`] attaches it to
+/// the loop running on the main thread; elsewhere, without a loop, spawning fails with
+/// [`ChildWatchError::Inactive`](super::ChildWatchError::Inactive). Children that end
+/// while it is detached are reported once a loop is attached again.
+///
+/// [`Command::spawn`]: crate::process::Command::spawn
+///
+/// # Examples
+///
+/// ```
+/// use polyloop::process::{ChildWatcher, SafeChildWatcher};
+///
+/// let watcher = SafeChildWatcher::new()?;
+/// assert!(!watcher.is_active());
+/// let lp = polyloop::new_event_loop()?;
+/// watcher.attach_loop(Some(&lp));
+/// assert!(watcher.is_active());
+/// let child = std::process::Command::new("true").spawn()?;
+/// let status = lp.run_until_complete(watcher.watch(child.id()))??;
+/// assert!(status.success());
+/// watcher.close();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SafeChildWatcher {
+    engine: Arc<Engine>,
+}
+
+impl SafeChildWatcher {
+    /// A new watcher. Its SIGCHLD action is armed before this returns, so no child
+    /// it later watches can exit unnoticed.
+    ///
+    /// # Errors
+    ///
+    /// When the self-pipe cannot be made or the signal action cannot be registered.
+    pub fn new() -> io::Result<SafeChildWatcher> {
+        Ok(SafeChildWatcher { engine: Engine::new("safe", Mode::Safe)? })
+    }
+}
+
+impl ChildWatcher for SafeChildWatcher {
+    fn name(&self) -> &str {
+        "safe"
+    }
+
+    fn add_child_handler(&self, pid: u32, callback: Box<dyn FnOnce(u32, i32) + Send + 'static>) {
+        self.engine.add_child_handler(pid, callback);
+    }
+
+    fn remove_child_handler(&self, pid: u32) -> bool {
+        self.engine.core.remove(pid)
+    }
+
+    fn attach_loop(&self, lp: Option<&EventLoop>) {
+        self.engine.attach_loop(lp);
+    }
+
+    fn is_active(&self) -> bool {
+        self.engine.is_active()
+    }
+
+    fn close(&self) {
+        self.engine.close();
+    }
+
+    fn watch(&self, pid: u32) -> ChildExit {
+        self.engine.watch(pid)
+    }
+}
+
+impl Drop for SafeChildWatcher {
+    fn drop(&mut self) {
+        // Children already watched are still reaped; then the subscription goes.
+        self.engine.close();
+    }
+}
+
+impl fmt::Debug for SafeChildWatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.engine.core.lock();
+        f.debug_struct("SafeChildWatcher")
+            .field("watched", &state.watched.len())
+            .field("attached", &state.lp.is_some())
+            .field("closed", &state.closed)
+            .finish()
+    }
+}

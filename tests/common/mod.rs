@@ -1,0 +1,132 @@
+//! Resource checks shared by the test files: when a test binary exits, no child
+//! process of it may remain (alive or zombie), no thread but the main one and the
+//! reactor's may remain, and no file descriptor may be open that was not open at start
+//! (beyond the reactor's own). A binary that leaks prints what it leaked and exits 1.
+//!
+//! Including this module (`mod common;`) is all a test file does: the check is
+//! registered before `main` runs, through `.init_array`, and runs from `atexit`.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static BASELINE: OnceLock<BTreeSet<i32>> = OnceLock::new();
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static REGISTER: extern "C" fn() = register;
+
+extern "C" fn register() {
+    let _ = BASELINE.set(open_fds().into_iter().map(|(fd, _)| fd).collect());
+    // SAFETY: `check` is an `extern "C" fn()` that lives for the whole program.
+    unsafe { libc::atexit(check) };
+}
+
+extern "C" fn check() {
+    // Threads of finished tests may still be on their way out: give them a moment.
+    let mut report = leaks();
+    for _ in 0..200 {
+        if report.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        report = leaks();
+    }
+    eprintln!("\nresource check failed at exit:\n{}", report.join("\n"));
+    // SAFETY: ends the process at once; nothing else runs after an atexit failure.
+    unsafe { libc::_exit(1) };
+}
+
+/// What is left behind right now, one line per leak.
+pub(crate) fn leaks() -> Vec<String> {
+    let mut report = Vec::new();
+    for (pid, state) in children() {
+        let what = if state == 'Z' { "zombie" } else { "live" };
+        report.push(format!("a {what} child process {pid} remains"));
+    }
+    let me = std::process::id();
+    for (tid, name) in threads() {
+        if tid != me && name != "async-io" {
+            report.push(format!("thread {tid} ({name}) is still running"));
+        }
+    }
+    let baseline = BASELINE.get().cloned().unwrap_or_default();
+    let mut reactor = BTreeSet::new();
+    for (fd, target) in open_fds() {
+        if baseline.contains(&fd) {
+            continue;
+        }
+        // The process-wide reactor keeps one epoll, one eventfd and one timerfd.
+        let kind = target.as_str();
+        if matches!(
+            kind,
+            "anon_inode:[eventpoll]" | "anon_inode:[eventfd]" | "anon_inode:[timerfd]"
+        ) && reactor.insert(target.clone())
+        {
+            continue;
+        }
+        report.push(format!("fd {fd} ({target}) is still open"));
+    }
+    report
+}
+
+/// Child processes of this process, alive or zombie: (pid, state letter).
+pub(crate) fn children() -> Vec<(u32, char)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(p.path().join("stat")) else { continue };
+        // "pid (comm) S ppid ...": the name may hold spaces and parentheses.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = fields.next().and_then(|s| s.parse::<u32>().ok());
+        if ppid == Some(me) {
+            out.push((pid, state));
+        }
+    }
+    out
+}
+
+/// The threads of this process: (tid, name).
+pub(crate) fn threads() -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            out.push((tid, name.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Open file descriptors and what they point at (the handle used to list them is left
+/// out).
+pub(crate) fn open_fds() -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return out };
+    let entries: Vec<_> = dir.flatten().collect();
+    for e in entries {
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(target) = std::fs::read_link(e.path()) {
+            let target = target.to_string_lossy().into_owned();
+            // The directory handle of this very listing.
+            if target == format!("/proc/{}/fd", std::process::id()) {
+                continue;
+            }
+            out.push((fd, target));
+        }
+    }
+    out
+}

@@ -1,0 +1,71 @@
+//! After `fork()`, the child does not get its parent's loops (asyncio resets them).
+//!
+//! Runs without the test harness, so the process has one thread when it forks and
+//! the child may use the allocator safely.
+
+mod common;
+
+use polyloop::EventLoop;
+
+/// Forks; the child runs `child` and exits with its code; the parent gets that code.
+fn in_child(child: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: this binary is single-threaded when it forks (no harness, no helper
+    // threads alive), so the child may run ordinary code before it exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(101);
+        // SAFETY: `_exit` ends the child without running the parent's atexit handlers
+        // or flushing buffers twice.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child we just made.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid);
+    assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
+    libc::WEXITSTATUS(status)
+}
+
+fn main() {
+    // The parent sets a current loop, then forks.
+    let parent = polyloop::get_event_loop().unwrap();
+    let parent_id = parent.id();
+    let code = in_child(move || {
+        let lp = match polyloop::get_event_loop() {
+            Ok(lp) => lp,
+            Err(_) => return 2,
+        };
+        if lp.id() == parent_id {
+            return 3; // handed out the parent's loop
+        }
+        // The new loop works.
+        if polyloop::block_on(async { 5 }) != 5 {
+            return 4;
+        }
+        0
+    });
+    assert_eq!(code, 0, "child saw the parent's current loop (code {code})");
+
+    // Forking from inside a running loop: the child has no running loop.
+    let lp = EventLoop::new().unwrap();
+    let code = lp
+        .run_until_complete(async {
+            in_child(|| {
+                if polyloop::get_running_loop().is_some() {
+                    return 5;
+                }
+                // block_on does not refuse: the child is not inside a loop.
+                if polyloop::block_on(async { 1 }) != 1 {
+                    return 6;
+                }
+                0
+            })
+        })
+        .unwrap();
+    assert_eq!(code, 0, "child saw the parent's running loop (code {code})");
+
+    // The parent keeps its loop.
+    assert_eq!(polyloop::get_event_loop().unwrap(), parent);
+    println!("fork: ok");
+}

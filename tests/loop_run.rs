@@ -1,0 +1,279 @@
+//! The run / stop / close state machine of `EventLoop`, and its errors.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use polyloop::{Error, EventLoop};
+
+#[test]
+fn run_until_complete_returns_the_output() {
+    let lp = EventLoop::new().unwrap();
+    assert_eq!(lp.run_until_complete(async { "out" }).unwrap(), "out");
+    assert!(!lp.is_running());
+    assert!(!lp.is_closed());
+}
+
+#[test]
+fn the_loop_is_running_inside_and_is_the_running_loop() {
+    let lp = EventLoop::new().unwrap();
+    let me = lp.clone();
+    lp.run_until_complete(async move {
+        assert!(me.is_running());
+        assert_eq!(polyloop::get_running_loop(), Some(me.clone()));
+        assert_eq!(polyloop::get_event_loop().unwrap(), me);
+    })
+    .unwrap();
+    assert!(polyloop::get_running_loop().is_none());
+}
+
+#[test]
+fn running_a_closed_loop_is_an_error_naming_it() {
+    let lp = EventLoop::new().unwrap();
+    lp.close().unwrap();
+    let err = lp.run_until_complete(async {}).unwrap_err();
+    assert_eq!(err, Error::Closed { loop_id: lp.id() });
+    assert_eq!(
+        err.to_string(),
+        format!("event loop #{} is closed; create a new one with new_event_loop()", lp.id())
+    );
+    assert!(lp.run_forever().unwrap_err().is_closed());
+    assert!(lp.try_spawn(async {}).unwrap_err().is_closed());
+}
+
+#[test]
+fn close_is_idempotent() {
+    let lp = EventLoop::new().unwrap();
+    lp.close().unwrap();
+    lp.close().unwrap();
+    assert!(lp.is_closed());
+}
+
+#[test]
+#[should_panic(expected = "is closed")]
+fn spawning_on_a_closed_loop_panics_with_the_reason() {
+    let lp = EventLoop::new().unwrap();
+    lp.close().unwrap();
+    drop(lp.spawn(async {}));
+}
+
+#[test]
+#[should_panic(expected = "is closed")]
+fn call_soon_on_a_closed_loop_panics_with_the_reason() {
+    let lp = EventLoop::new().unwrap();
+    lp.close().unwrap();
+    lp.call_soon(|| {});
+}
+
+#[test]
+fn a_nested_run_is_refused() {
+    let lp = EventLoop::new().unwrap();
+    let inner = lp.clone();
+    let err = lp
+        .run_until_complete(async move { inner.run_until_complete(async {}).unwrap_err() })
+        .unwrap();
+    assert_eq!(err, Error::AlreadyRunning { loop_id: lp.id() });
+    assert!(err.to_string().contains("already running"));
+    // run_forever as well
+    let inner = lp.clone();
+    let err = lp.run_until_complete(async move { inner.run_forever().unwrap_err() }).unwrap();
+    assert!(err.is_already_running());
+}
+
+#[test]
+fn running_another_loop_inside_a_running_loop_is_refused() {
+    let outer = EventLoop::new().unwrap();
+    let other = EventLoop::new().unwrap();
+    let o = other.clone();
+    let err = outer.run_until_complete(async move { o.run_until_complete(async {}) }).unwrap();
+    assert_eq!(err.unwrap_err(), Error::AlreadyRunning { loop_id: outer.id() });
+    assert!(!other.is_running());
+}
+
+#[test]
+fn running_from_a_second_thread_while_running_is_refused() {
+    let lp = EventLoop::new().unwrap();
+    let other = lp.clone();
+    let err = lp
+        .run_until_complete(async move {
+            std::thread::spawn(move || other.run_until_complete(async {}).unwrap_err())
+                .join()
+                .unwrap()
+        })
+        .unwrap();
+    assert_eq!(err, Error::AlreadyRunning { loop_id: lp.id() });
+}
+
+#[test]
+fn closing_a_running_loop_is_an_error() {
+    let lp = EventLoop::new().unwrap();
+    let me = lp.clone();
+    let err = lp.run_until_complete(async move { me.close().unwrap_err() }).unwrap();
+    assert_eq!(err, Error::Running { loop_id: lp.id() });
+    assert!(err.to_string().contains("call stop()"));
+    assert!(!lp.is_closed());
+}
+
+#[test]
+fn stop_before_run_forever_makes_it_return_after_one_pass() {
+    let lp = EventLoop::new().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    lp.call_soon(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    lp.stop();
+    lp.run_forever().unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the ready callback ran in the one pass");
+    // The stop request was used up: the next run_forever runs until stopped again.
+    let stopper = lp.clone();
+    lp.call_later(Duration::from_millis(5), move || stopper.stop());
+    lp.run_forever().unwrap();
+}
+
+#[test]
+fn stop_from_another_thread_ends_run_forever() {
+    let lp = EventLoop::new().unwrap();
+    let remote = lp.clone();
+    let t = std::thread::spawn(move || {
+        while !remote.is_running() {
+            std::thread::yield_now();
+        }
+        remote.stop();
+    });
+    lp.run_forever().unwrap();
+    t.join().unwrap();
+    assert!(!lp.is_running());
+}
+
+#[test]
+fn stop_during_run_until_complete_reports_stopped() {
+    let lp = EventLoop::new().unwrap();
+    let me = lp.clone();
+    let err = lp
+        .run_until_complete(async move {
+            me.stop();
+            std::future::pending::<()>().await
+        })
+        .unwrap_err();
+    assert_eq!(err, Error::Stopped { loop_id: lp.id() });
+    // The loop can run again.
+    assert_eq!(lp.run_until_complete(async { 3 }).unwrap(), 3);
+}
+
+#[test]
+fn tasks_only_progress_while_the_loop_runs_and_survive_between_runs() {
+    let lp = EventLoop::new().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let task = lp.spawn(async move {
+        for _ in 0..3 {
+            c.fetch_add(1, Ordering::SeqCst);
+            polyloop::sleep(Duration::from_millis(1)).await;
+        }
+        "finished"
+    });
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    lp.run_until_complete(polyloop::yield_now()).unwrap();
+    assert!(count.load(Ordering::SeqCst) >= 1);
+    assert_eq!(lp.run_until_complete(task).unwrap(), "finished");
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn close_drops_pending_tasks_and_callbacks() {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let lp = EventLoop::new().unwrap();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let flag = Flag(dropped.clone());
+    lp.spawn(async move {
+        let _f = flag;
+        std::future::pending::<()>().await
+    })
+    .detach();
+    let flag = Flag(dropped.clone());
+    lp.call_later(Duration::from_secs(3600), move || drop(flag));
+    lp.run_until_complete(polyloop::yield_now()).unwrap();
+    assert_eq!(lp.pending_tasks(), 1);
+    assert_eq!(lp.pending_callbacks(), 1);
+    lp.close().unwrap();
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+    assert_eq!(lp.pending_tasks(), 0);
+    assert_eq!(lp.pending_callbacks(), 0);
+}
+
+#[test]
+fn clones_are_the_same_loop_and_new_loops_differ() {
+    let a = EventLoop::new().unwrap();
+    let b = EventLoop::new().unwrap();
+    assert_eq!(a, a.clone());
+    assert_ne!(a, b);
+    assert_ne!(a.id(), b.id());
+    assert!(format!("{a:?}").contains(&format!("id: {}", a.id())));
+}
+
+#[test]
+fn io_and_timers_from_async_io_work_inside() {
+    let lp = EventLoop::new().unwrap();
+    let got = lp
+        .run_until_complete(async {
+            let listener = async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0))?;
+            let addr = listener.get_ref().local_addr()?;
+            let server = polyloop::spawn(async move {
+                use futures_lite::AsyncWriteExt;
+                let (mut s, _) = listener.accept().await?;
+                s.write_all(b"hello").await?;
+                std::io::Result::Ok(())
+            });
+            use futures_lite::AsyncReadExt;
+            let mut c = async_io::Async::<std::net::TcpStream>::connect(addr).await?;
+            let mut buf = String::new();
+            c.read_to_string(&mut buf).await?;
+            server.await?;
+            std::io::Result::Ok(buf)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "hello");
+}
+
+#[test]
+fn run_worker_lends_a_thread_to_the_loop() {
+    let lp = EventLoop::new().unwrap();
+    let task = lp.spawn(async { std::thread::current().id() });
+    let worker = lp.clone();
+    let (id, running) = std::thread::spawn(move || {
+        let id = worker.run_worker(task).unwrap();
+        (id, polyloop::get_running_loop())
+    })
+    .join()
+    .unwrap();
+    assert_ne!(id, std::thread::current().id());
+    assert!(running.is_none(), "the worker's running loop is cleared after");
+    lp.close().unwrap();
+    let closed = lp.clone();
+    let err = std::thread::spawn(move || closed.run_worker(async {}).unwrap_err()).join().unwrap();
+    assert!(err.is_closed());
+}
+
+#[test]
+fn close_hooks_run_once_on_close() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let lp = EventLoop::builder()
+        .on_close(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    lp.close().unwrap();
+    lp.close().unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}

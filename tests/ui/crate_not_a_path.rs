@@ -1,0 +1,2 @@
+#[polyloop::policy_main(crate = "poly loop")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[polyloop::policy_main(crate = polyloop)]
+async fn main() {}

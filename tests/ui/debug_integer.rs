@@ -1,0 +1,2 @@
+#[polyloop::policy_main(debug = 1)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[polyloop::policy_main(policy = "default", workers = 2, policy = "default")]
+async fn main() {}

@@ -1,0 +1,4 @@
+#[polyloop::policy_main]
+async fn main(workers: usize) {
+    let _ = workers;
+}

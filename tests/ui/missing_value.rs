@@ -1,0 +1,2 @@
+#[polyloop::policy_main(debug)]
+async fn main() {}

@@ -1,0 +1,4 @@
+#[polyloop::policy_main]
+struct Main;
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[polyloop::policy_main(policy = "Thread Pool")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[polyloop::policy_main(policy = "")]
+async fn main() {}

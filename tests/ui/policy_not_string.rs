@@ -1,0 +1,2 @@
+#[polyloop::policy_main(policy = threadpool)]
+async fn main() {}

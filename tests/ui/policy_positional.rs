@@ -1,0 +1,2 @@
+#[polyloop::policy_main("threadpool")]
+async fn main() {}

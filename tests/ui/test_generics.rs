@@ -1,0 +1,6 @@
+#[polyloop::policy_test]
+async fn generic<T: Default>() {
+    let _ = T::default();
+}
+
+fn main() {}

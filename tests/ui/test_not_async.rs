@@ -1,0 +1,4 @@
+#[polyloop::policy_test]
+fn sync_test() {}
+
+fn main() {}

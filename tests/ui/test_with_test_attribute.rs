@@ -1,0 +1,5 @@
+#[polyloop::policy_test]
+#[test]
+async fn tested_twice() {}
+
+fn main() {}

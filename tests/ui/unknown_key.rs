@@ -1,0 +1,2 @@
+#[polyloop::policy_main(threads = 4)]
+async fn main() {}

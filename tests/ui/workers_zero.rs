@@ -1,0 +1,2 @@
+#[polyloop::policy_main(workers = 0)]
+async fn main() {}
