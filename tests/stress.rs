@@ -1,4 +1,4 @@
-//! Stress: many tasks from many threads, long wake chains, and spawn storms while the
+//! Stress: many tasks from many threads onto threadpool loops, long wake chains, and spawn storms while the
 //! loop is stopped and closed. Nothing is lost, nothing runs twice, nothing hangs.
 //!
 //! Each test runs under a watchdog that fails it (instead of hanging) if it does not
@@ -26,39 +26,12 @@ fn watchdog<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'stati
     }
 }
 
-/// A loop with `n` worker threads lent to it; returns the loop and a stop function
-/// that joins the workers.
+/// A loop of the threadpool policy with `n` worker threads; the returned function
+/// closes it, which joins the workers.
 fn pool(n: usize) -> (EventLoop, impl FnOnce()) {
-    let lp = EventLoop::new().unwrap();
-    let shutdown = Arc::new(event_listener::Event::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..n)
-        .map(|_| {
-            let lp = lp.clone();
-            let shutdown = shutdown.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                lp.run_worker(async move {
-                    loop {
-                        let l = shutdown.listen();
-                        if stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        l.await;
-                    }
-                })
-                .unwrap();
-            })
-        })
-        .collect();
-    let stop_fn = move || {
-        stop.store(true, Ordering::SeqCst);
-        shutdown.notify(usize::MAX);
-        for w in workers {
-            w.join().unwrap();
-        }
-    };
-    (lp, stop_fn)
+    let lp = polyloop_threadpool::new_pool_loop(n).unwrap();
+    let closer = lp.clone();
+    (lp, move || closer.close().unwrap())
 }
 
 #[test]
@@ -93,7 +66,7 @@ fn a_million_tasks_from_four_threads_each_complete_exactly_once() {
         })
         .unwrap();
         stop_pool();
-        lp.close().unwrap();
+        assert!(lp.is_closed());
         let wrong: Vec<_> = hits
             .iter()
             .enumerate()
@@ -136,7 +109,7 @@ fn tasks_spawning_tasks_across_a_pool_all_finish() {
         })
         .unwrap();
         stop_pool();
-        lp.close().unwrap();
+        assert!(lp.is_closed());
         assert_eq!(count.load(Ordering::Relaxed), 100_000);
     });
 }
@@ -167,7 +140,7 @@ fn a_long_ping_pong_chain_across_threads_finishes() {
             })
             .unwrap();
         stop_pool();
-        lp.close().unwrap();
+        assert!(lp.is_closed());
         assert_eq!(rounds, 50_000);
     });
 }
