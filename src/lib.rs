@@ -85,6 +85,10 @@ pub use error::Error;
 pub use event_loop::{EventLoop, LoopBuilder, get_running_loop};
 pub use executor::{Executor, LocalExecutor, Task};
 pub use handle::{Handle, TimerHandle};
+pub use policy::{
+    DefaultEventLoopPolicy, EventLoopPolicy, get_event_loop, get_event_loop_policy, is_main_thread,
+    new_event_loop, set_event_loop, set_event_loop_policy,
+};
 /// Runs `async fn main` on a loop of the chosen policy: `#[policy_main]`,
 /// `#[policy_main(policy = "threadpool", workers = 4, debug = true)]`.
 ///
@@ -94,10 +98,6 @@ pub use polyloop_macros::policy_main;
 /// Runs an `async fn` test on a fresh loop of the chosen policy (the process-wide
 /// policy is left alone, since tests run in parallel).
 pub use polyloop_macros::policy_test;
-pub use policy::{
-    DefaultEventLoopPolicy, EventLoopPolicy, get_event_loop, get_event_loop_policy, is_main_thread,
-    new_event_loop, set_event_loop, set_event_loop_policy,
-};
 
 /// Runs a future to completion on this thread's event loop and returns its output.
 ///
