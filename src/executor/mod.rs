@@ -331,4 +331,5 @@ fn _ensure_send_and_sync() {
     is_send(Executor::new());
     is_sync(Executor::new());
     is_send(Executor::new().spawn(async {}));
+    is_send(Executor::new().run(async {}));
 }

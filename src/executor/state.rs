@@ -45,8 +45,8 @@ pub(crate) struct State {
 }
 
 thread_local! {
-    /// The runner that is being polled on this thread: its state and its local queue.
-    static RUNNER: Cell<(*const State, *const ConcurrentQueue<Runnable>)> =
+    /// The runner that is running tasks on this thread, and its executor's state.
+    static RUNNER: Cell<(*const State, *const Runner)> =
         const { Cell::new((ptr::null(), ptr::null())) };
     static THREAD_ID: u64 = {
         static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -73,24 +73,26 @@ impl State {
 
     /// Queues a runnable that was woken.
     pub(crate) fn schedule(&self, runnable: Runnable) {
-        // A runner that wakes one of its own tasks keeps it in its local queue.
-        let runnable = RUNNER
-            .try_with(|cell| {
-                let (state, local) = cell.get();
-                if ptr::eq(state, self) {
-                    // SAFETY: `RUNNER` holds a pointer to the local queue of the runner
-                    // being polled on this thread; `RunnerGuard` resets it before that
-                    // runner (and so its `Arc` of the queue) can be dropped.
-                    match unsafe { &*local }.push(runnable) {
+        // A runner that wakes one of its own tasks runs it next, from a slot that only
+        // it touches (no atomics, nobody to wake); the task it displaces goes to the
+        // runner's local queue, where others may steal it.
+        let spill = match RUNNER.try_with(Cell::get) {
+            Ok((state, runner)) if ptr::eq(state, self) => {
+                // SAFETY: `RUNNER` points at the runner that is running tasks on this
+                // thread; `RunnerGuard` resets it before that runner can move or drop,
+                // and the runner is only used through shared references meanwhile.
+                let runner = unsafe { &*runner };
+                match runner.next.replace(Some(runnable)) {
+                    None => return,
+                    Some(displaced) => match runner.local.push(displaced) {
                         Ok(()) => None,
                         Err(PushError::Full(r) | PushError::Closed(r)) => Some(r),
-                    }
-                } else {
-                    Some(runnable)
+                    },
                 }
-            })
-            .unwrap_or_else(|_| None);
-        if let Some(runnable) = runnable {
+            }
+            _ => Some(runnable),
+        };
+        if let Some(runnable) = spill {
             // The global queue is unbounded and never closed.
             let _ = self.global.push(runnable);
         }
@@ -334,33 +336,62 @@ impl<F> Drop for Tracked<F> {
 }
 
 /// One thread's participation in running an executor.
+///
+/// Only used through shared references (`RUNNER` points at it while it runs tasks).
 pub(crate) struct Runner {
     state: Arc<State>,
     local: Arc<ConcurrentQueue<Runnable>>,
+    /// The task woken last by a task of this runner: it runs next (LIFO), which keeps
+    /// a message and its answer hot in cache.
+    next: Cell<Option<Runnable>>,
+    /// How many tasks in a row came from `next`.
+    lifo_streak: Cell<u32>,
     thread: u64,
-    ticks: u32,
+    ticks: Cell<u32>,
 }
+
+/// How many tasks in a row may come from a runner's `next` slot before the others get
+/// a turn (two tasks waking each other would otherwise keep the slot forever).
+const MAX_LIFO_STREAK: u32 = 3;
 
 impl Runner {
     pub(crate) fn new(state: &Arc<State>) -> Runner {
         let local = Arc::new(ConcurrentQueue::bounded(LOCAL_CAPACITY));
         state.locals.write().unwrap_or_else(PoisonError::into_inner).push(local.clone());
-        Runner { state: state.clone(), local, thread: thread_id(), ticks: 0 }
+        Runner {
+            state: state.clone(),
+            local,
+            next: Cell::new(None),
+            lifo_streak: Cell::new(0),
+            thread: thread_id(),
+            ticks: Cell::new(0),
+        }
     }
 
-    /// Makes wake-ups on this thread go to this runner's local queue until the guard drops.
+    /// Makes wake-ups on this thread go to this runner until the guard drops.
     pub(crate) fn enter(&self) -> RunnerGuard {
-        let prev =
-            RUNNER.with(|cell| cell.replace((Arc::as_ptr(&self.state), Arc::as_ptr(&self.local))));
+        let prev = RUNNER.with(|cell| cell.replace((Arc::as_ptr(&self.state), self)));
         RunnerGuard { prev }
     }
 
     /// Finds the next runnable: local, home, global, then stolen from another runner.
-    pub(crate) fn find(&mut self) -> Option<Runnable> {
-        self.ticks = self.ticks.wrapping_add(1);
+    pub(crate) fn find(&self) -> Option<Runnable> {
+        if let Some(r) = self.next.take() {
+            if self.lifo_streak.get() < MAX_LIFO_STREAK {
+                self.lifo_streak.set(self.lifo_streak.get() + 1);
+                return Some(r);
+            }
+            // Its turn is over: to the back of the line.
+            if let Err(PushError::Full(r) | PushError::Closed(r)) = self.local.push(r) {
+                let _ = self.state.global.push(r);
+            }
+        }
+        self.lifo_streak.set(0);
+        let ticks = self.ticks.get().wrapping_add(1);
+        self.ticks.set(ticks);
         // Now and then look at the shared queues first, so that a pair of tasks waking
         // each other through the local queue cannot starve everyone else.
-        if self.ticks % 61 == 0 {
+        if ticks % 61 == 0 {
             if let Some(r) = self.pop_home().or_else(|| self.pop_global()) {
                 return Some(r);
             }
@@ -411,7 +442,7 @@ impl Runner {
         if n <= 1 {
             return None;
         }
-        let start = self.ticks as usize % n;
+        let start = self.ticks.get() as usize % n;
         for i in 0..n {
             let victim = &locals[(start + i) % n];
             if Arc::ptr_eq(victim, &self.local) || victim.is_empty() {
@@ -447,6 +478,10 @@ impl Drop for Runner {
             .retain(|q| !Arc::ptr_eq(q, &self.local));
         // Hand what is left to the other runners.
         let mut moved = false;
+        if let Some(r) = self.next.take() {
+            let _ = self.state.global.push(r);
+            moved = true;
+        }
         while let Ok(r) = self.local.pop() {
             let _ = self.state.global.push(r);
             moved = true;
@@ -459,7 +494,7 @@ impl Drop for Runner {
 
 /// Restores the previous runner of this thread when dropped.
 pub(crate) struct RunnerGuard {
-    prev: (*const State, *const ConcurrentQueue<Runnable>),
+    prev: (*const State, *const Runner),
 }
 
 impl Drop for RunnerGuard {
