@@ -144,12 +144,7 @@ impl State {
     /// Where each task that has not finished yet was spawned.
     pub(crate) fn active_locations(&self) -> Vec<&'static Location<'static>> {
         let active = self.active();
-        active
-            .tasks
-            .iter()
-            .zip(&active.locations)
-            .filter_map(|(t, loc)| t.as_ref().map(|_| *loc))
-            .collect()
+        active.tasks.iter().flatten().map(|(_, loc)| *loc).collect()
     }
 
     /// Cancels every task that has not finished: wakes each one so that its runnable is
@@ -158,7 +153,6 @@ impl State {
         let wakers: Vec<Waker> = {
             let mut active = self.active();
             let tasks = std::mem::take(&mut active.tasks);
-            active.locations.clear();
             active.free.clear();
             active.len = 0;
             // Tasks woken below may finish on other runners after new tasks reused
@@ -168,7 +162,7 @@ impl State {
                 .into_iter()
                 .flatten()
                 // SAFETY: the task is in the set and we hold its lock.
-                .map(|t| unsafe { t.waker() })
+                .map(|(t, _)| unsafe { t.waker() })
                 .collect()
         };
         for waker in wakers {
@@ -234,11 +228,11 @@ impl TaskRef {
 /// The live tasks of an executor, by key. Keys of finished tasks are reused.
 ///
 /// The free keys are a stack (hot in cache), so insert and remove only write to the
-/// task's slot and never read it.
+/// task's slot and never read it. A slot holds the location too: one cache line per
+/// task, not two.
 #[derive(Default)]
 pub(crate) struct Slab {
-    tasks: Vec<Option<TaskRef>>,
-    locations: Vec<&'static Location<'static>>,
+    tasks: Vec<Option<(TaskRef, &'static Location<'static>)>>,
     free: Vec<usize>,
     len: usize,
     /// Bumped by `cancel_all`; a key is only freed by a task of the same epoch.
@@ -256,13 +250,11 @@ impl Slab {
         self.len += 1;
         match self.free.pop() {
             Some(key) => {
-                self.tasks[key] = Some(task);
-                self.locations[key] = loc;
+                self.tasks[key] = Some((task, loc));
                 key
             }
             None => {
-                self.tasks.push(Some(task));
-                self.locations.push(loc);
+                self.tasks.push(Some((task, loc)));
                 self.tasks.len() - 1
             }
         }
