@@ -5,17 +5,21 @@
 //! this bench has its own small harness: a few runs per runtime, medians printed.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-const TIMERS: usize = 100_000;
+/// Timer counts: the issue's 100k, and 10k to show precision when arming keeps up.
+const SIZES: [usize; 2] = [100_000, 10_000];
+/// The count of the current run.
+static TIMERS: AtomicUsize = AtomicUsize::new(0);
 const SPREAD: Duration = Duration::from_millis(50);
 const RUNS: usize = 5;
 
 /// The offsets of one run's deadlines: a fixed pseudo-random spread over `SPREAD`.
 fn offsets() -> Vec<Duration> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..TIMERS)
+    (0..TIMERS.load(Ordering::Relaxed))
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -29,7 +33,9 @@ type Workload = fn() -> Run;
 
 struct Run {
     wall: Duration,
-    overshoot: Vec<Duration>,
+    /// How late each timer fired, and whether its task was first polled after the
+    /// deadline (so the timer was armed too late to be on time).
+    overshoot: Vec<(Duration, bool)>,
 }
 
 /// The instant the deadlines count from: set once every task is spawned, before any
@@ -46,7 +52,7 @@ fn deadline(base: &Base, offset: Duration) -> Instant {
 async fn run<F, Fut>(spawn_all: F) -> Run
 where
     F: FnOnce(Base, Vec<Duration>) -> Fut,
-    Fut: Future<Output = Vec<Duration>>,
+    Fut: Future<Output = Vec<(Duration, bool)>>,
 {
     let base = Base::default();
     let all = spawn_all(base.clone(), offsets());
@@ -65,8 +71,9 @@ fn polyloop_timers() -> Run {
                     let base = base.clone();
                     polyloop::spawn(async move {
                         let d = deadline(&base, off);
+                        let late = Instant::now() >= d;
                         polyloop::sleep(d.saturating_duration_since(Instant::now())).await;
-                        Instant::now() - d
+                        (Instant::now() - d, late)
                     })
                 })
                 .collect();
@@ -92,8 +99,9 @@ fn tokio_timers() -> Run {
                     let base = base.clone();
                     tokio::spawn(async move {
                         let d = deadline(&base, off);
+                        let late = Instant::now() >= d;
                         tokio::time::sleep_until(d.into()).await;
-                        Instant::now() - d
+                        (Instant::now() - d, late)
                     })
                 })
                 .collect();
@@ -119,8 +127,9 @@ fn smol_timers() -> Run {
                     let base = base.clone();
                     ex.spawn(async move {
                         let d = deadline(&base, off);
+                        let late = Instant::now() >= d;
                         async_io::Timer::at(d).await;
-                        Instant::now() - d
+                        (Instant::now() - d, late)
                     })
                 })
                 .collect();
@@ -148,30 +157,46 @@ fn main() {
         ("tokio/current_thread", tokio_timers),
         ("smol/local_executor", smol_timers),
     ];
-    println!("timers: {TIMERS} deadlines over {SPREAD:?}, {RUNS} runs each, medians");
-    for (name, f) in runtimes {
-        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
-            continue;
+    for n in SIZES {
+        TIMERS.store(n, Ordering::Relaxed);
+        println!("timers: {n} deadlines over {SPREAD:?}, {RUNS} runs each, medians");
+        for (name, f) in runtimes {
+            if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
+                continue;
+            }
+            let mut walls = Vec::new();
+            let (mut p50s, mut p99s, mut p50s_armed, mut p99s_armed, mut late) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..RUNS {
+                let r = f();
+                let mut all: Vec<Duration> = r.overshoot.iter().map(|o| o.0).collect();
+                let mut armed: Vec<Duration> =
+                    r.overshoot.iter().filter(|o| !o.1).map(|o| o.0).collect();
+                all.sort();
+                armed.sort();
+                walls.push(r.wall);
+                p50s.push(percentile(&all, 0.50));
+                p99s.push(percentile(&all, 0.99));
+                p50s_armed.push(percentile(&armed, 0.50));
+                p99s_armed.push(percentile(&armed, 0.99));
+                late.push(Duration::from_nanos((all.len() - armed.len()) as u64));
+            }
+            for v in [&mut walls, &mut p50s, &mut p99s, &mut p50s_armed, &mut p99s_armed, &mut late]
+            {
+                v.sort();
+            }
+            let m = RUNS / 2;
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            println!(
+                "timers/{n}/{name:<24} wall {:>7.2} ms  overshoot p50 {:>8.1} us  p99 {:>8.1} us  | \
+             armed in time: p50 {:>7.1} us  p99 {:>8.1} us  ({} of {n} armed late)",
+                walls[m].as_secs_f64() * 1e3,
+                us(p50s[m]),
+                us(p99s[m]),
+                us(p50s_armed[m]),
+                us(p99s_armed[m]),
+                late[m].as_nanos(),
+            );
         }
-        let mut walls = Vec::new();
-        let mut p50s = Vec::new();
-        let mut p99s = Vec::new();
-        for _ in 0..RUNS {
-            let mut r = f();
-            r.overshoot.sort();
-            walls.push(r.wall);
-            p50s.push(percentile(&r.overshoot, 0.50));
-            p99s.push(percentile(&r.overshoot, 0.99));
-        }
-        for v in [&mut walls, &mut p50s, &mut p99s] {
-            v.sort();
-        }
-        let m = RUNS / 2;
-        println!(
-            "timers/{name:<24} wall {:>8.2} ms   overshoot p50 {:>8.1} us   p99 {:>8.1} us",
-            walls[m].as_secs_f64() * 1e3,
-            p50s[m].as_secs_f64() * 1e6,
-            p99s[m].as_secs_f64() * 1e6,
-        );
     }
 }
