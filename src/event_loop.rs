@@ -1,12 +1,14 @@
 //! The event loop: an executor and the I/O reactor driven together on the thread that
 //! runs the loop, with asyncio's run / stop / close state machine.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
@@ -22,9 +24,10 @@ const RUNNING: u8 = 1;
 const CLOSED: u8 = 2;
 
 thread_local! {
-    /// The loop running on this thread (also set on the worker threads of a loop),
-    /// with the fork generation it was set in.
-    static RUNNING_LOOP: RefCell<Option<(u64, EventLoop)>> = const { RefCell::new(None) };
+    /// The loop running on this thread (also set on the worker threads of a loop): the
+    /// fork generation it was set in, and a pointer to the `EventLoop` that a
+    /// [`CurrentGuard`] borrows, or null.
+    static RUNNING_LOOP: Cell<(u64, *const EventLoop)> = const { Cell::new((0, std::ptr::null())) };
 }
 
 /// An event loop: runs tasks and callbacks, and drives I/O and timers, on the thread
@@ -317,7 +320,7 @@ impl EventLoop {
         if let Err(err) = self.check_open() {
             panic!("{err}");
         }
-        if get_running_loop().as_ref() != Some(self) {
+        if !with_running_loop(|lp| lp == Some(self)) {
             panic!(
                 "spawn_local needs event loop #{} to be running on this thread; call it from \
                  a task of that loop, or spawn a Send future with spawn()",
@@ -473,10 +476,10 @@ impl EventLoop {
     /// ```
     pub fn run_worker<T>(&self, until: impl Future<Output = T>) -> Result<T, Error> {
         self.check_open()?;
-        if let Some(other) = get_running_loop() {
-            return Err(Error::AlreadyRunning { loop_id: other.id() });
+        if let Some(other) = with_running_loop(|lp| lp.map(EventLoop::id)) {
+            return Err(Error::AlreadyRunning { loop_id: other });
         }
-        let _current = CurrentGuard::set(self.clone());
+        let _current = CurrentGuard::set(self);
         Ok(async_io::block_on(self.inner.executor.run(until)))
     }
 
@@ -486,17 +489,17 @@ impl EventLoop {
     }
 
     /// Claims the loop for a run on this thread.
-    pub(crate) fn enter(&self) -> Result<RunGuard, Error> {
+    pub(crate) fn enter(&self) -> Result<RunGuard<'_>, Error> {
         let inner = &*self.inner;
-        if let Some(other) = get_running_loop() {
-            return Err(Error::AlreadyRunning { loop_id: other.id() });
+        if let Some(other) = with_running_loop(|lp| lp.map(EventLoop::id)) {
+            return Err(Error::AlreadyRunning { loop_id: other });
         }
         match inner.phase.compare_exchange(IDLE, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {}
             Err(CLOSED) => return Err(Error::Closed { loop_id: inner.id }),
             Err(_) => return Err(Error::AlreadyRunning { loop_id: inner.id }),
         }
-        Ok(RunGuard { _current: CurrentGuard::set(self.clone()), lp: self.clone() })
+        Ok(RunGuard { _current: CurrentGuard::set(self), lp: self })
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -725,43 +728,70 @@ pub(crate) fn debug_from_env() -> Result<bool, Error> {
 /// polyloop::block_on(async { assert!(polyloop::get_running_loop().is_some()) });
 /// ```
 pub fn get_running_loop() -> Option<EventLoop> {
-    let (generation, lp) = RUNNING_LOOP.try_with(|c| c.borrow().clone()).ok().flatten()?;
+    with_running_loop(|lp| lp.cloned())
+}
+
+/// Calls `f` with the loop running on this thread, without cloning it.
+pub(crate) fn with_running_loop<R>(f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
+    let (generation, ptr) = RUNNING_LOOP.try_with(Cell::get).unwrap_or((0, std::ptr::null()));
     // A child process does not run its parent's loop.
-    (generation == crate::fork::generation()).then_some(lp)
+    if ptr.is_null() || generation != crate::fork::generation() {
+        return f(None);
+    }
+    // SAFETY: a non-null pointer was set by a `CurrentGuard` that borrows that loop and
+    // resets the pointer before the borrow ends; guards are never leaked. (In a forked
+    // child the pointer is not used: the generation differs.)
+    f(unsafe { ptr.as_ref() })
 }
 
 /// Sets the thread's running loop, and restores the previous one on drop.
-struct CurrentGuard {
-    prev: Option<(u64, EventLoop)>,
+struct CurrentGuard<'a> {
+    prev: (u64, *const EventLoop),
+    _lp: std::marker::PhantomData<&'a EventLoop>,
 }
 
-impl CurrentGuard {
-    fn set(lp: EventLoop) -> CurrentGuard {
-        let entry = (crate::fork::generation(), lp);
-        CurrentGuard { prev: RUNNING_LOOP.with(|c| c.borrow_mut().replace(entry)) }
+impl<'a> CurrentGuard<'a> {
+    fn set(lp: &'a EventLoop) -> CurrentGuard<'a> {
+        let prev = RUNNING_LOOP.with(|c| c.replace((crate::fork::generation(), lp)));
+        CurrentGuard { prev, _lp: std::marker::PhantomData }
     }
 }
 
-impl Drop for CurrentGuard {
+impl Drop for CurrentGuard<'_> {
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        let _ = RUNNING_LOOP.try_with(|c| *c.borrow_mut() = prev);
+        let _ = RUNNING_LOOP.try_with(|c| c.set(self.prev));
     }
 }
 
 /// A loop claimed for a run on this thread; dropping it ends the run.
-pub(crate) struct RunGuard {
-    _current: CurrentGuard,
-    lp: EventLoop,
+pub(crate) struct RunGuard<'a> {
+    _current: CurrentGuard<'a>,
+    lp: &'a EventLoop,
 }
 
-impl RunGuard {
+impl RunGuard<'_> {
     pub(crate) fn run_until_complete<F: Future>(self, future: F) -> Result<F::Output, Error> {
         let inner = &*self.lp.inner;
+        let mut future = pin!(future);
+        // A future that is ready at once needs neither the executor nor the reactor:
+        // poll it once here (a spurious poll is harmless to a pending one).
+        if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            drop(self);
+            return Ok(out);
+        }
         let stopped = async {
             wait_stopped(inner).await;
             None
         };
+        // That poll counts as the first one: the executor runs a batch of tasks before
+        // the next, as if the future had been polled in it (a `yield_now` lets tasks run).
+        let mut polled = true;
+        let future = std::future::poll_fn(move |cx| {
+            if std::mem::take(&mut polled) {
+                return Poll::Pending;
+            }
+            future.as_mut().poll(cx)
+        });
         let out = async_io::block_on(inner.executor.run(async { Some(future.await) }.or(stopped)));
         let id = inner.id;
         drop(self);
@@ -769,10 +799,13 @@ impl RunGuard {
     }
 }
 
-impl Drop for RunGuard {
+impl Drop for RunGuard<'_> {
     fn drop(&mut self) {
         let inner = &*self.lp.inner;
-        inner.stopping.store(false, Ordering::SeqCst);
+        // Only written when set: a store would cost a locked instruction on every run.
+        if inner.stopping.load(Ordering::Relaxed) {
+            inner.stopping.store(false, Ordering::SeqCst);
+        }
         inner.phase.store(IDLE, Ordering::Release);
     }
 }

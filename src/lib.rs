@@ -77,6 +77,7 @@ pub mod plugin;
 mod policy;
 pub mod process;
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
@@ -127,36 +128,63 @@ pub use polyloop_macros::policy_test;
 /// assert_eq!(t.join().unwrap(), 5);
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    if let Some(lp) = get_running_loop() {
+    if let Some(id) = event_loop::with_running_loop(|lp| lp.map(EventLoop::id)) {
         panic!(
-            "polyloop::block_on was called from inside running event loop #{}; blocking here \
+            "polyloop::block_on was called from inside running event loop #{id}; blocking here \
              would stall that loop. Await the future instead, or start it with polyloop::spawn",
-            lp.id()
         );
     }
+    // The policy's loop for this thread, cached while the policy generation holds (read
+    // before the lookup, so a change during it leaves the cache stale, not wrong).
+    let (generation, cacheable) = policy::loop_generation();
+    // A forked child must not reuse its parent's loop either.
+    let generation = (generation, fork::generation());
+    let cached = LOOP_CACHE.with(Cell::take).filter(|(g, _)| *g == generation);
+    let lp = match cached {
+        Some((_, lp)) if !lp.is_closed() => lp,
+        _ => policy_loop(),
+    };
+    let out = match lp.enter() {
+        Ok(guard) => {
+            guard.run_until_complete(future).unwrap_or_else(|e| panic!("polyloop::block_on: {e}"))
+        }
+        // The policy's loop is closed, or busy elsewhere: run on a private loop.
+        Err(_) => return run_private(future),
+    };
+    if cacheable {
+        LOOP_CACHE.with(|c| c.set(Some((generation, lp))));
+    }
+    out
+}
+
+/// Runs `future` on a loop of its own, closed after.
+fn run_private<F: Future>(future: F) -> F::Output {
+    let private = get_event_loop_policy()
+        .new_event_loop()
+        .unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
+    let out =
+        private.run_until_complete(future).unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
+    let _ = private.close();
+    out
+}
+
+thread_local! {
+    /// The loop `block_on` used last on this thread, and the policy and fork
+    /// generations then.
+    static LOOP_CACHE: Cell<Option<((u64, u64), EventLoop)>> = const { Cell::new(None) };
+}
+
+/// The policy's loop for this thread; a new one (set as current) where there is none or
+/// it is closed.
+fn policy_loop() -> EventLoop {
     let policy = get_event_loop_policy();
-    let lp = match policy.get_event_loop() {
+    match policy.get_event_loop() {
         Ok(lp) if !lp.is_closed() => lp,
         _ => {
             let lp = policy.new_event_loop().unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
             // A policy that refuses to set it still lets us run it.
             let _ = policy.set_event_loop(Some(lp.clone()));
             lp
-        }
-    };
-    match lp.enter() {
-        Ok(guard) => {
-            guard.run_until_complete(future).unwrap_or_else(|e| panic!("polyloop::block_on: {e}"))
-        }
-        Err(_) => {
-            // The policy's loop is busy elsewhere: run on a private loop.
-            let private =
-                policy.new_event_loop().unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
-            let out = private
-                .run_until_complete(future)
-                .unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
-            let _ = private.close();
-            out
         }
     }
 }
@@ -236,10 +264,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match get_running_loop() {
+    event_loop::with_running_loop(|lp| match lp {
         Some(lp) => lp.try_spawn_at(future, loc),
         None => Err(Error::NoRunningLoop),
-    }
+    })
 }
 
 /// Spawns a `!Send` future on the loop running on this thread; it runs on this thread.

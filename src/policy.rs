@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::error::Error;
@@ -174,6 +174,7 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
     }
 
     fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {
+        bump_generation();
         CURRENT.with(|c| {
             let mut c = c.borrow_mut();
             c.retain(|(id, _, _)| *id != self.id);
@@ -218,6 +219,26 @@ pub(crate) fn thread_name() -> String {
 
 static POLICY: RwLock<Option<Arc<dyn EventLoopPolicy>>> = RwLock::new(None);
 
+/// Whether the policy in `POLICY` is a built-in default policy (made here, not passed
+/// in), whose loop for a thread only changes through `set_event_loop`.
+static POLICY_IS_BUILTIN_DEFAULT: AtomicBool = AtomicBool::new(true);
+
+/// Bumped whenever the answer of "this thread's loop" may change: the policy is
+/// replaced, or a default policy's loop is set. Caches of that answer compare it.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn bump_generation() {
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The generation of "this thread's loop", and whether the answer may be cached at all
+/// (only for the built-in default policy; other policies may answer differently for
+/// every call).
+pub(crate) fn loop_generation() -> (u64, bool) {
+    let generation = GENERATION.load(Ordering::Acquire);
+    (generation, POLICY_IS_BUILTIN_DEFAULT.load(Ordering::Acquire))
+}
+
 /// The process-wide policy (the default one unless another was set).
 ///
 /// # Examples
@@ -251,7 +272,10 @@ pub fn get_event_loop_policy() -> Arc<dyn EventLoopPolicy> {
 /// assert!(!std::ptr::addr_eq(Arc::as_ptr(&polyloop::get_event_loop_policy()), Arc::as_ptr(&mine)));
 /// ```
 pub fn set_event_loop_policy(policy: Option<Arc<dyn EventLoopPolicy>>) {
-    *POLICY.write().unwrap_or_else(PoisonError::into_inner) = policy;
+    let mut slot = POLICY.write().unwrap_or_else(PoisonError::into_inner);
+    POLICY_IS_BUILTIN_DEFAULT.store(policy.is_none(), Ordering::Release);
+    *slot = policy;
+    bump_generation();
 }
 
 /// The loop for this context: the running loop if there is one, else the policy's

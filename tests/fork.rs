@@ -65,6 +65,14 @@ fn main() {
         .unwrap();
     assert_eq!(code, 0, "child saw the parent's running loop (code {code})");
 
+    // block_on keeps its loop per thread; a child must not reuse the parent's.
+    let used = polyloop::block_on(async { polyloop::get_running_loop().unwrap().id() });
+    let code = in_child(move || {
+        let in_child = polyloop::block_on(async { polyloop::get_running_loop().unwrap().id() });
+        if in_child == used { 7 } else { 0 }
+    });
+    assert_eq!(code, 0, "block_on in the child reused the parent's loop (code {code})");
+
     // The parent keeps its loop.
     assert_eq!(polyloop::get_event_loop().unwrap(), parent);
     println!("fork: ok");

@@ -92,25 +92,15 @@ impl<'a> Executor<'a> {
         future: impl Future<Output = T> + 'a,
         loc: &'static Location<'static>,
     ) -> Task<T> {
-        let mut active = self.state.active();
-        let key = active.vacant_key();
-        let state = self.state.clone();
-        // Captured (not created inside), so it also runs if the task is dropped before
-        // its first poll.
-        let guard = CallOnDrop(move || state.active().remove(key));
-        let future = async move {
-            let _guard = guard;
-            future.await
-        };
-        let sched = self.state.clone();
-        // SAFETY: forwarded to the caller (see the `# Safety` section).
-        let (runnable, task) = unsafe {
-            Builder::new()
-                .propagate_panic(true)
-                .spawn_unchecked(|()| future, move |r| sched.schedule(r))
-        };
-        active.insert(runnable.waker(), loc);
-        drop(active);
+        let (runnable, task) = self.state.register(loc, |tracked| {
+            let sched = self.state.clone();
+            // SAFETY: forwarded to the caller (see the `# Safety` section).
+            unsafe {
+                Builder::new()
+                    .propagate_panic(true)
+                    .spawn_unchecked(|()| tracked.wrap(future), move |r| sched.schedule(r))
+            }
+        });
         runnable.schedule();
         Task(task)
     }
@@ -131,24 +121,14 @@ impl<'a> Executor<'a> {
         if !self.state.claim_home() {
             return Err(future);
         }
-        let mut active = self.state.active();
-        let key = active.vacant_key();
-        let state = self.state.clone();
-        // Captured (not created inside), so it also runs if the task is dropped before
-        // its first poll.
-        let guard = CallOnDrop(move || state.active().remove(key));
-        let future = async move {
-            let _guard = guard;
-            future.await
-        };
-        let sched = self.state.clone();
-        // `spawn_local` checks at run time that the task is only polled and dropped on
-        // this thread, and the home queue is only popped here.
-        let (runnable, task) = Builder::new()
-            .propagate_panic(true)
-            .spawn_local(|()| future, move |r| sched.schedule_home(r));
-        active.insert(runnable.waker(), loc);
-        drop(active);
+        let (runnable, task) = self.state.register(loc, |tracked| {
+            let sched = self.state.clone();
+            // `spawn_local` checks at run time that the task is only polled and dropped
+            // on this thread, and the home queue is only popped here.
+            Builder::new()
+                .propagate_panic(true)
+                .spawn_local(|()| tracked.wrap(future), move |r| sched.schedule_home(r))
+        });
         runnable.schedule();
         Ok(Task(task))
     }
@@ -346,19 +326,11 @@ fn run_one(runnable: Runnable) {
     runnable.run();
 }
 
-/// Runs a closure when dropped.
-struct CallOnDrop<F: FnMut()>(F);
-
-impl<F: FnMut()> Drop for CallOnDrop<F> {
-    fn drop(&mut self) {
-        (self.0)();
-    }
-}
-
 fn _ensure_send_and_sync() {
     fn is_send<T: Send>(_: T) {}
     fn is_sync<T: Sync>(_: T) {}
     is_send(Executor::new());
     is_sync(Executor::new());
     is_send(Executor::new().spawn(async {}));
+    is_send(Executor::new().run(async {}));
 }

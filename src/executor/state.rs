@@ -12,16 +12,19 @@
 //! that lands after the second look finds a registered listener: no wake-up is lost.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::Location;
-use std::ptr;
+use std::pin::Pin;
+use std::ptr::{self, NonNull};
 use std::sync::PoisonError;
-use std::task::Waker;
-
-use super::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use async_task::Runnable;
 use concurrent_queue::{ConcurrentQueue, PushError};
 use event_listener::Event;
+
+use super::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local};
 
 /// How many runnables a runner's local queue holds before it spills into the global one.
 #[cfg(not(loom))]
@@ -47,9 +50,8 @@ pub(crate) struct State {
 }
 
 executor_thread_local! {
-    /// The runner that is being polled on this thread: its state and its local queue.
-    static RUNNER: Cell<(*const State, *const ConcurrentQueue<Runnable>)> =
-        Cell::new((ptr::null(), ptr::null()));
+    /// The runner that is running tasks on this thread, and its executor's state.
+    static RUNNER: Cell<(*const State, *const Runner)> = Cell::new((ptr::null(), ptr::null()));
     /// This thread's id for the executor (0 until first asked).
     static THREAD_ID: Cell<u64> = Cell::new(0);
 }
@@ -80,24 +82,26 @@ impl State {
 
     /// Queues a runnable that was woken.
     pub(crate) fn schedule(&self, runnable: Runnable) {
-        // A runner that wakes one of its own tasks keeps it in its local queue.
-        let runnable = RUNNER
-            .try_with(|cell| {
-                let (state, local) = cell.get();
-                if ptr::eq(state, self) {
-                    // SAFETY: `RUNNER` holds a pointer to the local queue of the runner
-                    // being polled on this thread; `RunnerGuard` resets it before that
-                    // runner (and so its `Arc` of the queue) can be dropped.
-                    match unsafe { &*local }.push(runnable) {
+        // A runner that wakes one of its own tasks runs it next, from a slot that only
+        // it touches (no atomics, nobody to wake); the task it displaces goes to the
+        // runner's local queue, where others may steal it.
+        let spill = match RUNNER.try_with(Cell::get) {
+            Ok((state, runner)) if ptr::eq(state, self) => {
+                // SAFETY: `RUNNER` points at the runner that is running tasks on this
+                // thread; `RunnerGuard` resets it before that runner can move or drop,
+                // and the runner is only used through shared references meanwhile.
+                let runner = unsafe { &*runner };
+                match runner.next.replace(Some(runnable)) {
+                    None => return,
+                    Some(displaced) => match runner.local.push(displaced) {
                         Ok(()) => None,
                         Err(PushError::Full(r) | PushError::Closed(r)) => Some(r),
-                    }
-                } else {
-                    Some(runnable)
+                    },
                 }
-            })
-            .unwrap_or_else(|_| None);
-        if let Some(runnable) = runnable {
+            }
+            _ => Some(runnable),
+        };
+        if let Some(runnable) = spill {
             // The global queue is unbounded and never closed.
             let _ = self.global.push(runnable);
         }
@@ -120,7 +124,23 @@ impl State {
         }
     }
 
-    /// Registers a new task; `make` gets the key it will have in the active set.
+    /// Creates a task with `make` and adds it to the set of live tasks. `make` wraps the
+    /// task's future with the [`Registration`] it is given, so that the task leaves
+    /// the set when its future is dropped, whether it was ever polled or not; the task's
+    /// schedule function must hold a clone of this `Arc` (see [`Registration`]).
+    pub(crate) fn register<T>(
+        &self,
+        loc: &'static Location<'static>,
+        make: impl FnOnce(Registration) -> (Runnable, T),
+    ) -> (Runnable, T) {
+        let mut active = self.active();
+        let (key, epoch) = (active.next_key(), active.epoch);
+        let (runnable, task) = make(Registration { state: self, key, epoch });
+        active.insert(TaskRef::new(&runnable.waker()), loc);
+        (runnable, task)
+    }
+
+    /// The set of live tasks, locked.
     pub(crate) fn active(&self) -> MutexGuard<'_, Slab> {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -132,14 +152,8 @@ impl State {
 
     /// Where each task that has not finished yet was spawned.
     pub(crate) fn active_locations(&self) -> Vec<&'static Location<'static>> {
-        self.active()
-            .entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Occupied(_, loc) => Some(*loc),
-                Entry::Vacant(_) => None,
-            })
-            .collect()
+        let active = self.active();
+        active.tasks.iter().flatten().map(|(_, loc)| *loc).collect()
     }
 
     /// Cancels every task that has not finished: wakes each one so that its runnable is
@@ -147,25 +161,26 @@ impl State {
     pub(crate) fn cancel_all(&self) {
         let wakers: Vec<Waker> = {
             let mut active = self.active();
-            let entries = std::mem::take(&mut active.entries);
+            let tasks = std::mem::take(&mut active.tasks);
+            active.free.clear();
             active.len = 0;
-            active.next = 0;
-            entries
+            // Tasks woken below may finish on other runners after new tasks reused
+            // their keys: the new epoch keeps them from freeing those.
+            active.epoch += 1;
+            tasks
                 .into_iter()
-                .filter_map(|e| match e {
-                    Entry::Occupied(w, _) => Some(w),
-                    Entry::Vacant(_) => None,
-                })
+                .flatten()
+                // SAFETY: the task is in the set and we hold its lock.
+                .map(|(t, _)| unsafe { t.waker() })
                 .collect()
         };
         for waker in wakers {
             waker.wake();
         }
-        // Dropping a runnable drops its future; the future's guard then finds its slab
-        // entry gone, which `Slab::remove` tolerates.
+        // Dropping a runnable drops its future; the future's guard then finds its slot
+        // gone, which `Slab::remove` tolerates.
         self.drain();
     }
-
     /// Drops every queued runnable.
     fn drain(&self) {
         while self.global.pop().is_ok() {}
@@ -183,79 +198,201 @@ impl Drop for State {
     }
 }
 
-/// One slot of the active set: the task's waker and where it was spawned.
-pub(crate) enum Entry {
-    Occupied(Waker, &'static Location<'static>),
-    Vacant(usize),
+/// A task in the active set: the parts of its waker, without a reference count, so
+/// that freeing a slot is a plain store and never reads the (by then cold) slot.
+///
+/// The task's memory outlives its slot: before its first poll its `Runnable` holds it,
+/// and from then on its own [`Tracked`] future holds a waker to it. Both only let go
+/// after `Tracked::drop` has freed the slot, under the lock of the set.
+#[derive(Clone, Copy)]
+pub(crate) struct TaskRef(NonNull<()>, &'static RawWakerVTable);
+
+// SAFETY: the state is `Sync`, and only reached through `&` while it is alive.
+unsafe impl Send for Registration {}
+
+// SAFETY: a `TaskRef` is only turned into a waker (which is `Send + Sync`) under the
+// lock of the active set, while the task is alive; see `State::cancel_all`.
+unsafe impl Send for TaskRef {}
+
+impl TaskRef {
+    fn new(waker: &Waker) -> TaskRef {
+        // async-task wakers point at the task's header, never null.
+        let data = NonNull::new(waker.data().cast_mut()).expect("a task waker has data");
+        TaskRef(data, waker.vtable())
+    }
+
+    /// An owned waker of the task.
+    ///
+    /// # Safety
+    ///
+    /// The task must still be in the active set, whose lock the caller holds.
+    unsafe fn waker(self) -> Waker {
+        // SAFETY: the task is alive (see the type's docs); the copy owns no reference,
+        // so it is never dropped, only cloned into a waker that owns one.
+        let borrowed = ManuallyDrop::new(unsafe { Waker::new(self.0.as_ptr(), self.1) });
+        Waker::clone(&borrowed)
+    }
 }
 
-/// A minimal slab of the wakers of live tasks (freed slots are reused, keys are stable).
+/// The live tasks of an executor, by key. Keys of finished tasks are reused.
+///
+/// The free keys are a stack (hot in cache), so insert and remove only write to the
+/// task's slot and never read it. A slot holds the location too: one cache line per
+/// task, not two.
 #[derive(Default)]
 pub(crate) struct Slab {
-    entries: Vec<Entry>,
-    next: usize,
+    tasks: Vec<Option<(TaskRef, &'static Location<'static>)>>,
+    free: Vec<usize>,
     len: usize,
+    /// Bumped by `cancel_all`; a key is only freed by a task of the same epoch.
+    epoch: u64,
 }
 
 impl Slab {
     /// The key the next `insert` will use.
-    pub(crate) fn vacant_key(&self) -> usize {
-        self.next
+    fn next_key(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.tasks.len())
     }
 
-    pub(crate) fn insert(&mut self, waker: Waker, loc: &'static Location<'static>) -> usize {
-        let key = self.next;
-        if key == self.entries.len() {
-            self.entries.push(Entry::Occupied(waker, loc));
-            self.next = key + 1;
-        } else {
-            match std::mem::replace(&mut self.entries[key], Entry::Occupied(waker, loc)) {
-                Entry::Vacant(next) => self.next = next,
-                Entry::Occupied(..) => unreachable!("the free list points at an occupied slot"),
+    /// Adds a task and gives its key.
+    pub(crate) fn insert(&mut self, task: TaskRef, loc: &'static Location<'static>) -> usize {
+        self.len += 1;
+        match self.free.pop() {
+            Some(key) => {
+                self.tasks[key] = Some((task, loc));
+                key
+            }
+            None => {
+                self.tasks.push(Some((task, loc)));
+                self.tasks.len() - 1
             }
         }
-        self.len += 1;
-        key
     }
 
-    /// Frees `key`; does nothing if the slab was emptied in between (by `cancel_all`).
-    pub(crate) fn remove(&mut self, key: usize) {
-        if let Some(entry @ Entry::Occupied(..)) = self.entries.get_mut(key) {
-            *entry = Entry::Vacant(self.next);
-            self.next = key;
+    /// Frees `key`; does nothing if the slab was emptied since (by `cancel_all`).
+    fn remove(&mut self, key: usize, epoch: u64) {
+        // The epoch tells whether the slot is still ours, so it need not be read.
+        if epoch == self.epoch {
+            self.tasks[key] = None;
+            self.free.push(key);
             self.len -= 1;
         }
     }
 }
 
+/// A task's place in the active set, given to the future that [`State::register`]
+/// creates.
+///
+/// It points at the state without counting: every task's schedule function holds an
+/// `Arc<State>`, and async-task drops that only after the future (see `Tracked::drop`).
+pub(crate) struct Registration {
+    state: *const State,
+    key: usize,
+    epoch: u64,
+}
+
+impl Registration {
+    /// Wraps the task's future so that dropping it frees this place.
+    pub(crate) fn wrap<F: Future>(self, future: F) -> Tracked<F> {
+        Tracked { future, registration: self, own: None }
+    }
+}
+
+/// A task's future that leaves the active set when dropped, polled or not.
+pub(crate) struct Tracked<F> {
+    future: F,
+    registration: Registration,
+    /// A waker of this very task, taken at the first poll: it keeps the task's memory
+    /// alive while the task is in the active set (see [`TaskRef`]). Without it,
+    /// async-task frees an idle detached task that nothing can wake, without dropping
+    /// its future.
+    own: Option<Waker>,
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of `Tracked`,
+        // and `Drop` below does not touch it; `own` is not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.own.is_none() {
+            // async-task polls a task with a waker of that task.
+            this.own = Some(cx.waker().clone());
+        }
+        // SAFETY: see above.
+        unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
+    }
+}
+
+impl<F> Drop for Tracked<F> {
+    fn drop(&mut self) {
+        let r = &self.registration;
+        // SAFETY: the task's schedule function keeps the state alive until after its
+        // future is dropped (see `Registration`).
+        let state = unsafe { &*r.state };
+        state.active().remove(r.key, r.epoch);
+        // `own` is dropped after this, with the future: the task outlives its slot.
+    }
+}
+
 /// One thread's participation in running an executor.
+///
+/// Only used through shared references (`RUNNER` points at it while it runs tasks).
 pub(crate) struct Runner {
     state: Arc<State>,
     local: Arc<ConcurrentQueue<Runnable>>,
+    /// The task woken last by a task of this runner: it runs next (LIFO), which keeps
+    /// a message and its answer hot in cache.
+    next: Cell<Option<Runnable>>,
+    /// How many tasks in a row came from `next`.
+    lifo_streak: Cell<u32>,
     thread: u64,
-    ticks: u32,
+    ticks: Cell<u32>,
 }
+
+/// How many tasks in a row may come from a runner's `next` slot before the others get
+/// a turn (two tasks waking each other would otherwise keep the slot forever).
+const MAX_LIFO_STREAK: u32 = 3;
 
 impl Runner {
     pub(crate) fn new(state: &Arc<State>) -> Runner {
         let local = Arc::new(ConcurrentQueue::bounded(LOCAL_CAPACITY));
         state.locals.write().unwrap_or_else(PoisonError::into_inner).push(local.clone());
-        Runner { state: state.clone(), local, thread: thread_id(), ticks: 0 }
+        Runner {
+            state: state.clone(),
+            local,
+            next: Cell::new(None),
+            lifo_streak: Cell::new(0),
+            thread: thread_id(),
+            ticks: Cell::new(0),
+        }
     }
 
-    /// Makes wake-ups on this thread go to this runner's local queue until the guard drops.
+    /// Makes wake-ups on this thread go to this runner until the guard drops.
     pub(crate) fn enter(&self) -> RunnerGuard {
-        let prev =
-            RUNNER.with(|cell| cell.replace((Arc::as_ptr(&self.state), Arc::as_ptr(&self.local))));
+        let prev = RUNNER.with(|cell| cell.replace((Arc::as_ptr(&self.state), self)));
         RunnerGuard { prev }
     }
 
     /// Finds the next runnable: local, home, global, then stolen from another runner.
-    pub(crate) fn find(&mut self) -> Option<Runnable> {
-        self.ticks = self.ticks.wrapping_add(1);
+    pub(crate) fn find(&self) -> Option<Runnable> {
+        if let Some(r) = self.next.take() {
+            if self.lifo_streak.get() < MAX_LIFO_STREAK {
+                self.lifo_streak.set(self.lifo_streak.get() + 1);
+                return Some(r);
+            }
+            // Its turn is over: to the back of the line.
+            if let Err(PushError::Full(r) | PushError::Closed(r)) = self.local.push(r) {
+                let _ = self.state.global.push(r);
+            }
+        }
+        self.lifo_streak.set(0);
+        let ticks = self.ticks.get().wrapping_add(1);
+        self.ticks.set(ticks);
         // Now and then look at the shared queues first, so that a pair of tasks waking
         // each other through the local queue cannot starve everyone else.
-        if self.ticks % 61 == 0 {
+        if ticks % 61 == 0 {
             if let Some(r) = self.pop_home().or_else(|| self.pop_global()) {
                 return Some(r);
             }
@@ -306,7 +443,7 @@ impl Runner {
         if n <= 1 {
             return None;
         }
-        let start = self.ticks as usize % n;
+        let start = self.ticks.get() as usize % n;
         for i in 0..n {
             let victim = &locals[(start + i) % n];
             if Arc::ptr_eq(victim, &self.local) || victim.is_empty() {
@@ -342,6 +479,10 @@ impl Drop for Runner {
             .retain(|q| !Arc::ptr_eq(q, &self.local));
         // Hand what is left to the other runners.
         let mut moved = false;
+        if let Some(r) = self.next.take() {
+            let _ = self.state.global.push(r);
+            moved = true;
+        }
         while let Ok(r) = self.local.pop() {
             let _ = self.state.global.push(r);
             moved = true;
@@ -354,7 +495,7 @@ impl Drop for Runner {
 
 /// Restores the previous runner of this thread when dropped.
 pub(crate) struct RunnerGuard {
-    prev: (*const State, *const ConcurrentQueue<Runnable>),
+    prev: (*const State, *const Runner),
 }
 
 impl Drop for RunnerGuard {

@@ -159,7 +159,8 @@ fn child_workers_from_env() {
     let lp = policy.new_event_loop().unwrap();
     assert_eq!(thread_count(), before + 2);
     lp.close().unwrap();
-    assert_eq!(thread_count(), before);
+    // A joined thread can linger in /proc/self/task for a moment after it exited.
+    support::eventually("close() joins both workers", || thread_count() == before);
 }
 
 #[test]
