@@ -124,14 +124,23 @@ impl Core {
     /// The child `pid` was reaped (or could not be): tell its handler, or keep the
     /// status for a later one. Returns whether the watcher is now drained.
     pub(crate) fn complete(&self, pid: u32, status: io::Result<ExitStatus>) -> bool {
-        let mut state = self.lock();
-        let done = finish(&mut state, pid, status);
-        let drained = state.drained();
-        drop(state);
-        if let Some((waiter, status, lp)) = done {
-            deliver(pid, waiter, status, lp.as_ref());
+        let (done, drained) = self.complete_later(pid, status);
+        if let Some(d) = done {
+            d.run();
         }
         drained
+    }
+
+    /// As `complete`, but the handler is returned instead of called, so that the
+    /// caller can release its own locks first (a handler may add another child).
+    pub(crate) fn complete_later(
+        &self,
+        pid: u32,
+        status: io::Result<ExitStatus>,
+    ) -> (Option<Delivery>, bool) {
+        let mut state = self.lock();
+        let done = finish(&mut state, pid, status);
+        (done, state.drained())
     }
 
     pub(crate) fn remove(&self, pid: u32) -> bool {
@@ -156,16 +165,31 @@ impl Core {
     }
 }
 
+/// A handler to call once no lock is held: who, with what, where.
+pub(crate) struct Delivery {
+    pid: u32,
+    waiter: Waiter,
+    status: io::Result<ExitStatus>,
+    lp: Option<EventLoop>,
+}
+
+impl Delivery {
+    /// Calls the handler. Call it without holding any watcher lock.
+    pub(crate) fn run(self) {
+        deliver(self.pid, self.waiter, self.status, self.lp.as_ref());
+    }
+}
+
 /// What `complete` does under the lock: forget `pid`, and take its handler (to call
 /// after the lock) or keep its status.
 pub(crate) fn finish(
     state: &mut State,
     pid: u32,
     status: io::Result<ExitStatus>,
-) -> Option<(Waiter, io::Result<ExitStatus>, Option<EventLoop>)> {
+) -> Option<Delivery> {
     state.watched.remove(&pid);
     match state.handlers.remove(&pid) {
-        Some(waiter) => Some((waiter, status, state.lp.clone())),
+        Some(waiter) => Some(Delivery { pid, waiter, status, lp: state.lp.clone() }),
         None => {
             if !state.closed {
                 state.exited.insert(pid, status);

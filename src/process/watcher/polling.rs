@@ -166,21 +166,27 @@ impl Engine {
         }
     }
 
-    /// Reaps what has exited: `only` one pid, or every watched one.
+    /// Reaps what has exited: `only` one pid, or every watched one. The handlers are
+    /// called once the scan lock is released: a handler may add a child, which scans.
     fn scan(&self, only: Option<u32>) {
-        let _one = self.scan_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut done = Vec::new();
+        let one = self.scan_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let drained = match self.mode {
-            Mode::MultiLoop | Mode::Safe => self.poll_each(only),
+            Mode::MultiLoop | Mode::Safe => self.poll_each(only, &mut done),
             Mode::Fast => self.reap_all(),
         };
+        drop(one);
         if drained {
             self.unsubscribe();
+        }
+        for d in done {
+            d.run();
         }
     }
 
     /// `waitpid(pid, WNOHANG)` for every watched pid: O(n), but it leaves other code's
     /// children alone.
-    fn poll_each(&self, only: Option<u32>) -> bool {
+    fn poll_each(&self, only: Option<u32>, done: &mut Vec<core::Delivery>) -> bool {
         let pids: Vec<u32> = match only {
             Some(pid) => vec![pid],
             None => self.core.lock().watched.iter().copied().collect(),
@@ -197,7 +203,7 @@ impl Engine {
                 }
             };
             if let Some(status) = status {
-                self.core.complete(pid, status);
+                done.extend(self.core.complete_later(pid, status).0);
             }
         }
         self.core.lock().drained()
@@ -226,8 +232,8 @@ impl Engine {
             let done = core::finish(&mut state, pid, status);
             let owner_drained = state.drained();
             drop(state);
-            if let Some((waiter, status, lp)) = done {
-                core::deliver(pid, waiter, status, lp.as_ref());
+            if let Some(d) = done {
+                d.run();
             }
             if owner_drained && !std::ptr::eq(Arc::as_ptr(&owner), self) {
                 owner.unsubscribe();
