@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use polyloop::process::{ChildWatcher, MultiLoopChildWatcher};
+use polyloop::process::{ChildWatcher, MultiLoopChildWatcher, PidfdChildWatcher};
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 
@@ -43,12 +43,39 @@ fn multiloop_handler_adding_a_handler_does_not_deadlock() {
     w.close();
 }
 
+/// Without a loop, a handler used to run inside the reactor's wake-up, with the
+/// reactor's lock held: blocking on a timer there stalled the reactor for good.
+fn handler_without_a_loop_may_block_on_async_work() {
+    for w in [
+        Arc::new(PidfdChildWatcher::new()) as Arc<dyn ChildWatcher>,
+        Arc::new(MultiLoopChildWatcher::new().unwrap()),
+    ] {
+        let (tx, rx) = mpsc::channel();
+        let child = sh("exit 3");
+        w.add_child_handler(
+            child.id(),
+            Box::new(move |_, rc| {
+                polyloop::block_on(polyloop::sleep(Duration::from_millis(10)));
+                tx.send(rc).unwrap();
+            }),
+        );
+        assert_eq!(rx.recv_timeout(WATCHDOG), Ok(3), "{} watcher", w.name());
+        w.close();
+    }
+}
+
 type Case = (&'static str, fn());
 
-const CASES: &[Case] = &[(
-    "multiloop_handler_adding_a_handler_does_not_deadlock",
-    multiloop_handler_adding_a_handler_does_not_deadlock,
-)];
+const CASES: &[Case] = &[
+    (
+        "multiloop_handler_adding_a_handler_does_not_deadlock",
+        multiloop_handler_adding_a_handler_does_not_deadlock,
+    ),
+    (
+        "handler_without_a_loop_may_block_on_async_work",
+        handler_without_a_loop_may_block_on_async_work,
+    ),
+];
 
 fn main() {
     println!("\nrunning {} tests", CASES.len());

@@ -1,7 +1,7 @@
 //! What every watcher shares: the table of handlers, pids being watched and statuses
 //! not yet claimed, pid checks, and delivery of results.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::process::ExitStatus;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
@@ -228,7 +228,9 @@ pub(crate) fn add_handler_with(
 }
 
 /// Hands `status` to `waiter`: a `ChildExit` at once, a callback on the attached
-/// loop (or here, without one).
+/// loop or, without one, on the callback thread. Never here: this may be a waker
+/// called by the reactor with its lock held, and a callback that blocked on async
+/// work there would stall every user of the reactor.
 pub(crate) fn deliver(
     pid: u32,
     waiter: Waiter,
@@ -258,8 +260,55 @@ pub(crate) fn deliver(
                 },
                 None => cb,
             };
-            cb(pid, code);
+            on_callback_thread(Box::new(move || cb(pid, code)));
         }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+struct CallbackQueue {
+    jobs: VecDeque<Job>,
+    /// Whether the callback thread is up (it ends once the queue is empty).
+    running: bool,
+}
+
+static CALLBACKS: Mutex<CallbackQueue> =
+    Mutex::new(CallbackQueue { jobs: VecDeque::new(), running: false });
+
+/// Runs `job` on the callback thread: one thread, started when a job comes and ended
+/// once none is left, that runs the handlers of watchers without a loop one at a
+/// time, in the order their children were reaped.
+fn on_callback_thread(job: Job) {
+    let mut queue = CALLBACKS.lock().unwrap_or_else(PoisonError::into_inner);
+    queue.jobs.push_back(job);
+    if queue.running {
+        return;
+    }
+    queue.running = true;
+    drop(queue);
+    let started =
+        std::thread::Builder::new().name("polyloop-child-handlers".into()).spawn(run_callbacks);
+    if let Err(err) = started {
+        // Better late than never: run them here rather than lose them.
+        eprintln!("polyloop: cannot start the child handler thread ({err}); running them here");
+        run_callbacks();
+    }
+}
+
+fn run_callbacks() {
+    loop {
+        let job = {
+            let mut queue = CALLBACKS.lock().unwrap_or_else(PoisonError::into_inner);
+            match queue.jobs.pop_front() {
+                Some(job) => job,
+                None => {
+                    queue.running = false;
+                    return;
+                }
+            }
+        };
+        job();
     }
 }
 
