@@ -64,6 +64,36 @@ fn handler_without_a_loop_may_block_on_async_work() {
     }
 }
 
+/// A handler that panicked used to unwind through the SIGCHLD reader, which was then
+/// never re-armed: no later child was reported, and all of them stayed zombies.
+fn a_panicking_handler_does_not_stop_later_reports() {
+    for w in [
+        Arc::new(MultiLoopChildWatcher::new().unwrap()) as Arc<dyn ChildWatcher>,
+        Arc::new(PidfdChildWatcher::new()),
+    ] {
+        let (tx, rx) = mpsc::channel();
+        let first = sh("exit 1");
+        let tx1 = tx.clone();
+        w.add_child_handler(
+            first.id(),
+            Box::new(move |_, _| {
+                tx1.send(0).unwrap();
+                panic!("a handler with a bug");
+            }),
+        );
+        assert_eq!(rx.recv_timeout(WATCHDOG), Ok(0), "{} watcher", w.name());
+        let second = sh("exit 5");
+        let status = polyloop::block_on(polyloop::timeout(WATCHDOG, w.watch(second.id())))
+            .expect("the second child is reported")
+            .unwrap();
+        assert_eq!(status.code(), Some(5));
+        let third = sh("exit 6");
+        w.add_child_handler(third.id(), Box::new(move |_, rc| tx.send(rc).unwrap()));
+        assert_eq!(rx.recv_timeout(WATCHDOG), Ok(6), "{} watcher", w.name());
+        w.close();
+    }
+}
+
 type Case = (&'static str, fn());
 
 const CASES: &[Case] = &[
@@ -74,6 +104,10 @@ const CASES: &[Case] = &[
     (
         "handler_without_a_loop_may_block_on_async_work",
         handler_without_a_loop_may_block_on_async_work,
+    ),
+    (
+        "a_panicking_handler_does_not_stop_later_reports",
+        a_panicking_handler_does_not_stop_later_reports,
     ),
 ];
 

@@ -250,7 +250,7 @@ pub(crate) fn deliver(
                 }
             };
             let cb = match lp {
-                Some(lp) => match lp.try_spawn(async move { cb(pid, code) }) {
+                Some(lp) => match lp.try_spawn(async move { call_handler(cb, pid, code) }) {
                     Ok(task) => return task.detach(),
                     Err(_) => {
                         return eprintln!(
@@ -260,8 +260,23 @@ pub(crate) fn deliver(
                 },
                 None => cb,
             };
-            on_callback_thread(Box::new(move || cb(pid, code)));
+            on_callback_thread(Box::new(move || call_handler(cb, pid, code)));
         }
+    }
+}
+
+/// Calls a user's handler; a panic in it is reported on stderr (as asyncio logs an
+/// exception in a callback) and goes no further, so the thread or the task that
+/// delivers statuses keeps working.
+fn call_handler(cb: Callback, pid: u32, code: i32) {
+    let run = std::panic::AssertUnwindSafe(move || cb(pid, code));
+    if let Err(panic) = std::panic::catch_unwind(run) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".into());
+        eprintln!("polyloop: the handler of child {pid} panicked: {what}");
     }
 }
 
