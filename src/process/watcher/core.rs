@@ -28,7 +28,7 @@ pub(crate) struct State {
     pub(crate) watched: HashSet<u32>,
     pub(crate) handlers: HashMap<u32, Waiter>,
     /// Statuses of children reaped while no handler was set, for a later handler.
-    pub(crate) exited: HashMap<u32, io::Result<ExitStatus>>,
+    pub(crate) exited: Kept,
     pub(crate) closed: bool,
     pub(crate) lp: Option<EventLoop>,
 }
@@ -37,6 +37,48 @@ impl State {
     /// Closed, and nothing left to reap or report: resources may go.
     pub(crate) fn drained(&self) -> bool {
         self.closed && self.watched.is_empty() && self.handlers.is_empty()
+    }
+}
+
+/// Statuses of reaped children, for a later handler, by pid.
+///
+/// A pid is recycled once its child is reaped: a kept status is only good while the
+/// kernel has no unreaped child of ours under that pid ([`Kept::take_fresh`]). And the
+/// statuses nobody asks for must not pile up: past [`Kept::MAX`] the oldest go.
+#[derive(Default)]
+pub(crate) struct Kept {
+    statuses: HashMap<u32, io::Result<ExitStatus>>,
+    /// Pids in the order they were kept, oldest first.
+    order: VecDeque<u32>,
+}
+
+impl Kept {
+    /// How many statuses are kept at most.
+    pub(crate) const MAX: usize = 4096;
+
+    pub(crate) fn insert(&mut self, pid: u32, status: io::Result<ExitStatus>) {
+        if self.statuses.insert(pid, status).is_some() {
+            self.order.retain(|p| *p != pid);
+        }
+        self.order.push_back(pid);
+        while self.statuses.len() > Kept::MAX {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.statuses.remove(&oldest);
+        }
+    }
+
+    /// The kept status of `pid`, unless it is stale: when `pid` is an unreaped child
+    /// of ours right now, the kept status belonged to an earlier child that had the
+    /// same pid, and is dropped.
+    pub(crate) fn take_fresh(&mut self, pid: u32) -> Option<io::Result<ExitStatus>> {
+        let status = self.statuses.remove(&pid)?;
+        self.order.retain(|p| *p != pid);
+        if check_child(pid).is_ok() { None } else { Some(status) }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.statuses.clear();
+        self.order.clear();
     }
 }
 
@@ -82,7 +124,7 @@ impl Core {
         if state.closed {
             return Err((ChildWatchError::Closed { watcher: self.name }.into(), waiter));
         }
-        if let Some(status) = state.exited.remove(&pid) {
+        if let Some(status) = state.exited.take_fresh(pid) {
             let lp = state.lp.clone();
             drop(state);
             deliver(pid, waiter, status, lp.as_ref());

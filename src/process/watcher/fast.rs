@@ -17,6 +17,8 @@ use crate::EventLoop;
 /// where polyloop starts every child. The statuses of children it reaps without a
 /// handler are kept, and handed over when a handler for that pid is added (so a child
 /// that ends before its handler is still reported); they are dropped on `close()`.
+/// At most 4096 are kept (the oldest go first), and a kept status is dropped, not
+/// handed over, once its pid names a new child of this process.
 ///
 /// It is active only while attached to an open loop; see `SafeChildWatcher`.
 ///

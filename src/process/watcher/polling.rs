@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rustix::process::{Pid, WaitOptions};
 
-use super::core::{self, Added, Core, Waiter};
+use super::core::{self, Added, Core, Kept, Waiter};
 use super::exit::{ChildExit, from_wait_status};
 use super::sigchld::{self, Subscription};
 use crate::EventLoop;
@@ -30,7 +29,7 @@ pub(crate) enum Mode {
 #[derive(Default)]
 struct FastShared {
     owners: HashMap<u32, Weak<Engine>>,
-    kept: HashMap<u32, io::Result<ExitStatus>>,
+    kept: Kept,
 }
 
 static FAST: Mutex<Option<FastShared>> = Mutex::new(None);
@@ -86,7 +85,7 @@ impl Engine {
         // unreaped (and the kernel says it is ours) or its status is kept.
         let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
         let fast = fast.get_or_insert_with(Default::default);
-        if let Some(status) = fast.kept.remove(&pid) {
+        if let Some(status) = fast.kept.take_fresh(pid) {
             return self.core.hand_over(pid, waiter, status).map_err(|(e, w, status)| {
                 fast.kept.insert(pid, status);
                 (e, w)
