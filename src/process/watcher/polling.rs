@@ -30,6 +30,8 @@ pub(crate) enum Mode {
 struct FastShared {
     owners: HashMap<u32, Weak<Engine>>,
     kept: Kept,
+    /// Fast watchers not yet closed; the kept statuses go when the last one closes.
+    open: usize,
 }
 
 static FAST: Mutex<Option<FastShared>> = Mutex::new(None);
@@ -42,6 +44,8 @@ pub(crate) struct Engine {
     scan_lock: Mutex<()>,
     scan_scheduled: AtomicBool,
     sub: Mutex<Option<Subscription>>,
+    /// A fast watcher counted in `FastShared::open`.
+    fast_open: AtomicBool,
 }
 
 impl Engine {
@@ -52,7 +56,12 @@ impl Engine {
             scan_lock: Mutex::new(()),
             scan_scheduled: AtomicBool::new(false),
             sub: Mutex::new(None),
+            fast_open: AtomicBool::new(mode == Mode::Fast),
         });
+        if mode == Mode::Fast {
+            let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
+            fast.get_or_insert_with(Default::default).open += 1;
+        }
         // The listener keeps the engine alive until it is closed and drained, so a
         // dropped watcher still reaps the children it watched.
         let me = engine.clone();
@@ -132,6 +141,16 @@ impl Engine {
     /// Closes: no new children; the SIGCHLD subscription goes once the children
     /// already watched have been reaped (at once when there are none).
     pub(crate) fn close(&self) {
+        if self.fast_open.swap(false, Ordering::AcqRel) {
+            // The kept statuses are shared by every fast watcher (one reaps the
+            // children of all): they are dropped once none is open.
+            let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
+            let fast = fast.get_or_insert_with(Default::default);
+            fast.open -= 1;
+            if fast.open == 0 {
+                fast.kept.clear();
+            }
+        }
         if self.core.close() {
             self.unsubscribe();
         }
