@@ -66,10 +66,17 @@ fn new_child_gets_its_own_status(w: &Arc<dyn ChildWatcher>, lp: &EventLoop, old:
 fn multiloop_kept_status_is_stale_after_pid_reuse() {
     let w: Arc<dyn ChildWatcher> = Arc::new(MultiLoopChildWatcher::new().unwrap());
     let lp = polyloop::new_event_loop().unwrap();
-    let old = sh("exit 1").id();
+    // Blocked on its stdin until the handler is removed.
+    let mut child = Command::new("sh")
+        .args(["-c", "read x; exit 1"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let old = child.id();
     // Watched, then its handler removed: the status is kept for a later handler.
     w.add_child_handler(old, Box::new(|_, _| {}));
     assert!(w.remove_child_handler(old));
+    drop(child.stdin.take());
     until_reaped(&lp, old);
     new_child_gets_its_own_status(&w, &lp, old);
     w.close();
