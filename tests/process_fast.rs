@@ -10,6 +10,7 @@ mod common;
 
 use std::io;
 use std::process::{Child, Command};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use polyloop::EventLoop;
@@ -67,12 +68,52 @@ fn kept_statuses_are_dropped_when_the_last_fast_watcher_closes() {
     w3.close();
 }
 
+/// One fast watcher reaps another's child while holding the lock all fast watchers
+/// share; the handler, or the waker of the child's end, then watched a new child on
+/// a fast watcher, which takes that lock.
+fn handler_watching_a_child_from_a_fast_reap_does_not_deadlock() {
+    let w1 = FastChildWatcher::new().unwrap();
+    let w2 = Arc::new(FastChildWatcher::new().unwrap());
+    let (tx, rx) = mpsc::channel();
+    let child = sh("exit 1");
+    let w2b = w2.clone();
+    w2.add_child_handler(
+        child.id(),
+        Box::new(move |_, rc| {
+            let next = sh("exit 2");
+            let exit = w2b.watch(next.id());
+            tx.send((rc, exit)).unwrap();
+        }),
+    );
+    let lp = polyloop::new_event_loop().unwrap();
+    w1.attach_loop(Some(&lp));
+    let (rc, exit) = run(&lp, async {
+        loop {
+            if let Ok(got) = rx.try_recv() {
+                break got;
+            }
+            polyloop::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    assert_eq!(rc, 1);
+    // The second child is reaped by w1's rescans, and handed to w2.
+    assert_eq!(run(&lp, exit).unwrap().code(), Some(2));
+    w1.close();
+    w2.close();
+}
+
 type Case = (&'static str, fn());
 
-const CASES: &[Case] = &[(
-    "kept_statuses_are_dropped_when_the_last_fast_watcher_closes",
-    kept_statuses_are_dropped_when_the_last_fast_watcher_closes,
-)];
+const CASES: &[Case] = &[
+    (
+        "kept_statuses_are_dropped_when_the_last_fast_watcher_closes",
+        kept_statuses_are_dropped_when_the_last_fast_watcher_closes,
+    ),
+    (
+        "handler_watching_a_child_from_a_fast_reap_does_not_deadlock",
+        handler_watching_a_child_from_a_fast_reap_does_not_deadlock,
+    ),
+];
 
 fn main() {
     println!("\nrunning {} tests", CASES.len());

@@ -117,6 +117,19 @@ impl Core {
         waiter: Waiter,
         start: impl FnOnce(&mut State) -> io::Result<()>,
     ) -> Result<Added, (io::Error, Waiter)> {
+        let (added, after) = self.add_later(pid, waiter, start)?;
+        after.run();
+        Ok(added)
+    }
+
+    /// As `add`, but what is to be done with a handler (call it, or drop the one it
+    /// replaced) is returned, to be done once the caller has released its own locks.
+    pub(crate) fn add_later(
+        &self,
+        pid: u32,
+        waiter: Waiter,
+        start: impl FnOnce(&mut State) -> io::Result<()>,
+    ) -> Result<(Added, AfterLock), (io::Error, Waiter)> {
         if let Err(e) = validate_pid(pid) {
             return Err((e, waiter));
         }
@@ -126,41 +139,36 @@ impl Core {
         }
         if let Some(status) = state.exited.take_fresh(pid) {
             let lp = state.lp.clone();
-            drop(state);
-            deliver(pid, waiter, status, lp.as_ref());
-            return Ok(Added::Delivered);
+            let d = Delivery { pid, waiter, status, lp };
+            return Ok((Added::Delivered, AfterLock::Deliver(d)));
         }
         if state.watched.contains(&pid) {
             let old = state.handlers.insert(pid, waiter);
-            drop(state);
-            drop(old);
-            return Ok(Added::Replaced);
+            return Ok((Added::Replaced, old.map_or(AfterLock::Nothing, AfterLock::Drop)));
         }
         if let Err(e) = check_child(pid).and_then(|()| start(&mut state)) {
             return Err((e, waiter));
         }
         state.watched.insert(pid);
         state.handlers.insert(pid, waiter);
-        Ok(Added::New)
+        Ok((Added::New, AfterLock::Nothing))
     }
 
-    /// Gives `waiter` a status reaped elsewhere (by another fast watcher); on refusal,
-    /// returns the status too.
+    /// Gives `waiter` a status reaped elsewhere (by another fast watcher), to be
+    /// delivered once the caller's locks are released; on refusal, returns the status
+    /// too.
     #[allow(clippy::type_complexity)]
     pub(crate) fn hand_over(
         &self,
         pid: u32,
         waiter: Waiter,
         status: io::Result<ExitStatus>,
-    ) -> Result<(), (io::Error, Waiter, io::Result<ExitStatus>)> {
+    ) -> Result<Delivery, (io::Error, Waiter, io::Result<ExitStatus>)> {
         let state = self.lock();
         if state.closed {
             return Err((ChildWatchError::Closed { watcher: self.name }.into(), waiter, status));
         }
-        let lp = state.lp.clone();
-        drop(state);
-        deliver(pid, waiter, status, lp.as_ref());
-        Ok(())
+        Ok(Delivery { pid, waiter, status, lp: state.lp.clone() })
     }
 
     /// The child `pid` was reaped (or could not be): tell its handler, or keep the
@@ -219,6 +227,25 @@ impl Delivery {
     /// Calls the handler. Call it without holding any watcher lock.
     pub(crate) fn run(self) {
         deliver(self.pid, self.waiter, self.status, self.lp.as_ref());
+    }
+}
+
+/// What is left to do once the locks are released.
+pub(crate) enum AfterLock {
+    Nothing,
+    /// Call a handler.
+    Deliver(Delivery),
+    /// Drop a replaced handler (a dropped `ChildExit` sender wakes its task).
+    Drop(Waiter),
+}
+
+impl AfterLock {
+    pub(crate) fn run(self) {
+        match self {
+            AfterLock::Nothing => {}
+            AfterLock::Deliver(d) => d.run(),
+            AfterLock::Drop(old) => drop(old),
+        }
     }
 }
 

@@ -91,17 +91,28 @@ impl Engine {
 
     fn add_fast(self: &Arc<Self>, pid: u32, waiter: Waiter) -> Result<(), (io::Error, Waiter)> {
         // Under the shared lock, which every `waitpid(-1)` holds: the child is either
-        // unreaped (and the kernel says it is ours) or its status is kept.
-        let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
-        let fast = fast.get_or_insert_with(Default::default);
+        // unreaped (and the kernel says it is ours) or its status is kept. Handlers
+        // are called once it is released: a handler may watch another child.
+        let mut guard = FAST.lock().unwrap_or_else(PoisonError::into_inner);
+        let fast = guard.get_or_insert_with(Default::default);
         if let Some(status) = fast.kept.take_fresh(pid) {
-            return self.core.hand_over(pid, waiter, status).map_err(|(e, w, status)| {
-                fast.kept.insert(pid, status);
-                (e, w)
-            });
+            let result = self.core.hand_over(pid, waiter, status);
+            return match result {
+                Ok(delivery) => {
+                    drop(guard);
+                    delivery.run();
+                    Ok(())
+                }
+                Err((e, w, status)) => {
+                    fast.kept.insert(pid, status);
+                    Err((e, w))
+                }
+            };
         }
-        let added = self.core.add(pid, waiter, |_| Ok(()))?;
+        let (added, after) = self.core.add_later(pid, waiter, |_| Ok(()))?;
         fast.owners.insert(pid, Arc::downgrade(self));
+        drop(guard);
+        after.run();
         if let Added::New = added {
             self.schedule_scan();
         }
@@ -191,7 +202,7 @@ impl Engine {
         let one = self.scan_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let drained = match self.mode {
             Mode::MultiLoop | Mode::Safe => self.poll_each(only, &mut done),
-            Mode::Fast => self.reap_all(),
+            Mode::Fast => self.reap_all(&mut done),
         };
         drop(one);
         if drained {
@@ -229,33 +240,33 @@ impl Engine {
 
     /// `waitpid(-1, WNOHANG)` until nothing is left: O(1) per child, but it reaps
     /// children of other code too (their statuses are kept for a later handler).
-    fn reap_all(&self) -> bool {
-        loop {
+    fn reap_all(&self, done: &mut Vec<core::Delivery>) -> bool {
+        let mut drained_owners = Vec::new();
+        let drained = loop {
             // Under the shared lock, so that `add_fast` sees a child either unreaped
-            // or kept.
+            // or kept. Handlers are called once it is released.
             let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
             let fast = fast.get_or_insert_with(Default::default);
             let (pid, status) = match rustix::process::waitpid(None, WaitOptions::NOHANG) {
                 Ok(Some((p, status))) => (p.as_raw_nonzero().get() as u32, status),
                 Err(rustix::io::Errno::INTR) => continue,
                 // No child has exited, or there are no children at all.
-                Ok(None) | Err(_) => return self.core.lock().drained(),
+                Ok(None) | Err(_) => break self.core.lock().drained(),
             };
             let status = Ok(from_wait_status(status));
             let Some(owner) = fast.owners.remove(&pid).and_then(|w| w.upgrade()) else {
                 fast.kept.insert(pid, status);
                 continue;
             };
-            let mut state = owner.core.lock();
-            let done = core::finish(&mut state, pid, status);
-            let owner_drained = state.drained();
-            drop(state);
-            if let Some(d) = done {
-                d.run();
-            }
+            let (delivery, owner_drained) = owner.core.complete_later(pid, status);
+            done.extend(delivery);
             if owner_drained && !std::ptr::eq(Arc::as_ptr(&owner), self) {
-                owner.unsubscribe();
+                drained_owners.push(owner);
             }
+        };
+        for owner in drained_owners {
+            owner.unsubscribe();
         }
+        drained
     }
 }
