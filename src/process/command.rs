@@ -143,7 +143,9 @@ impl Command {
     /// # Errors
     ///
     /// The policy's watcher cannot be made (a bad `POLYLOOP_CHILD_WATCHER`), it is
-    /// closed or inactive ([`ChildWatchError::Inactive`]), or the spawn fails.
+    /// closed or inactive ([`ChildWatchError::Inactive`]), the spawn fails, or the
+    /// watcher refuses the child once it is started (e.g. it was closed meanwhile by
+    /// another thread): the child is then killed and reaped before this returns.
     pub fn spawn(&mut self) -> io::Result<Child> {
         let watcher = match &self.watcher {
             Some(w) => w.clone(),
@@ -176,6 +178,18 @@ impl Command {
             None
         };
         let exit = watcher.watch(pid);
+        if let Some(err) = exit.take_error() {
+            // The watcher refused the child (it was closed since `is_active`, say):
+            // nobody would reap it. Kill it (through the pidfd, which cannot hit a
+            // recycled pid) and reap it here, so that no zombie is left.
+            let _ = match &pidfd {
+                Some(fd) => rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL)
+                    .map_err(io::Error::from),
+                None => std_child.kill(),
+            };
+            let _ = std_child.wait();
+            return Err(err);
+        }
         let mut child = Child::new(&mut std_child, exit, pidfd, self.kill_on_drop);
         // On failure `child` is dropped: killed if asked, reaped by the watcher.
         child.set_pipes(&mut std_child)?;

@@ -65,6 +65,16 @@ impl ChildExit {
         exit
     }
 
+    /// Takes the error this resolved with, if it has (a watch that failed at once).
+    pub(crate) fn take_error(&self) -> Option<io::Error> {
+        let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !matches!(state.result, Some(Err(_))) {
+            return None;
+        }
+        state.taken = true;
+        state.result.take().and_then(Result::err)
+    }
+
     /// The pid of the child.
     pub fn pid(&self) -> u32 {
         self.pid
