@@ -134,7 +134,9 @@ impl Engine {
     pub(crate) fn attach_loop(self: &Arc<Self>, lp: Option<&EventLoop>) {
         self.core.attach(lp);
         if lp.is_some() && self.mode != Mode::MultiLoop {
-            // A child may have ended while the watcher had no loop.
+            // A child may have ended while the watcher had no loop. A rescan still
+            // queued on a former loop may never run there: schedule one here anyway.
+            self.scan_scheduled.store(false, Ordering::Release);
             self.schedule_scan();
         }
     }
@@ -185,13 +187,16 @@ impl Engine {
         if self.scan_scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
-        let me = self.clone();
-        match lp.try_spawn(async move {
-            me.scan_scheduled.store(false, Ordering::Release);
+        // The task owns the flag: however it ends (run, or dropped unrun with its
+        // loop, or refused), the flag is reset and later signals schedule again.
+        let flag = Scheduled(self.clone());
+        if let Ok(task) = lp.try_spawn(async move {
+            let me = flag.0.clone();
+            // Reset before scanning: a signal during the scan schedules another.
+            drop(flag);
             me.scan(None);
         }) {
-            Ok(task) => task.detach(),
-            Err(_) => self.scan_scheduled.store(false, Ordering::Release),
+            task.detach();
         }
     }
 
@@ -268,5 +273,14 @@ impl Engine {
             owner.unsubscribe();
         }
         drained
+    }
+}
+
+/// A rescan is queued: owned by the rescan task, and dropped with it.
+struct Scheduled(Arc<Engine>);
+
+impl Drop for Scheduled {
+    fn drop(&mut self) {
+        self.0.scan_scheduled.store(false, Ordering::Release);
     }
 }
