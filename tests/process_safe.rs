@@ -83,12 +83,51 @@ fn rescan_lost_with_its_loop_does_not_stop_scanning() {
     }
 }
 
+/// Waits, off any loop, until `pid` is reaped; fails after the watchdog.
+fn until_reaped_without_a_loop(pid: u32, what: &str) {
+    let start = std::time::Instant::now();
+    while exists(pid) {
+        assert!(start.elapsed() < WATCHDOG, "{what}: dropped child {pid} was never reaped");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A `Child` dropped un-awaited inside `block_on`, which then returns: no loop runs
+/// any more, and the child was left a zombie.
+fn dropped_child_is_reaped_after_its_loop_stops() {
+    for w in [safe(), fast()] {
+        // Ends after the drop (its stdin closes with it): reaped on its SIGCHLD.
+        let pid = polyloop::block_on(async {
+            let mut c = Command::new("sh");
+            c.args(["-c", "read x"]).stdin(polyloop::process::Stdio::piped());
+            c.watcher(w.clone()).spawn().unwrap().id()
+        });
+        until_reaped_without_a_loop(pid, w.name());
+        // Ended before the drop, while its loop was busy: reaped at the drop.
+        let pid = polyloop::block_on(async {
+            let c = Command::new("true").watcher(w.clone()).spawn().unwrap();
+            let pid = c.id();
+            while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            pid
+        });
+        until_reaped_without_a_loop(pid, w.name());
+        w.close();
+    }
+}
+
 type Case = (&'static str, fn());
 
-const CASES: &[Case] = &[(
-    "rescan_lost_with_its_loop_does_not_stop_scanning",
-    rescan_lost_with_its_loop_does_not_stop_scanning,
-)];
+const CASES: &[Case] = &[
+    (
+        "rescan_lost_with_its_loop_does_not_stop_scanning",
+        rescan_lost_with_its_loop_does_not_stop_scanning,
+    ),
+    ("dropped_child_is_reaped_after_its_loop_stops", dropped_child_is_reaped_after_its_loop_stops),
+];
 
 fn main() {
     println!("\nrunning {} tests", CASES.len());

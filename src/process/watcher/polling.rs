@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
@@ -120,7 +121,58 @@ impl Engine {
     }
 
     pub(crate) fn watch(self: &Arc<Self>, pid: u32) -> ChildExit {
-        core::watch_with(pid, |pid, w| self.add(pid, w))
+        let exit = core::watch_with(pid, |pid, w| self.add(pid, w));
+        if self.mode != Mode::MultiLoop {
+            // Rescans run on the loop, which may never run again: a child whose end
+            // nobody awaits any more is reaped without it.
+            let me = Arc::downgrade(self);
+            exit.on_abandon(move || {
+                if let Some(me) = me.upgrade() {
+                    me.reap_orphans();
+                }
+            });
+        }
+        exit
+    }
+
+    /// Reaps, here and now, the children whose `ChildExit` was dropped unresolved
+    /// (a dropped `Child`): no handler runs for them, so this needs no loop. Called
+    /// when one is dropped and on each SIGCHLD, so such a child is reaped even once
+    /// its loop has stopped: at the drop if it had ended, else when it ends.
+    fn reap_orphans(&self) {
+        let orphans: Vec<u32> = self
+            .core
+            .lock()
+            .handlers
+            .iter()
+            .filter(|(_, w)| matches!(w, Waiter::Exit(s) if s.is_abandoned()))
+            .map(|(pid, _)| *pid)
+            .collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let mut done = Vec::new();
+        let one = self.scan_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // The fast watchers' shared lock: `add_fast` sees a child unreaped or kept.
+        let mut fast = match self.mode {
+            Mode::Fast => Some(FAST.lock().unwrap_or_else(PoisonError::into_inner)),
+            _ => None,
+        };
+        for pid in orphans {
+            let Some(status) = try_reap(pid) else { continue };
+            if let Some(shared) = fast.as_mut().and_then(|f| f.as_mut()) {
+                shared.owners.remove(&pid);
+            }
+            done.extend(self.core.complete_later(pid, status).0);
+        }
+        drop(fast);
+        drop(one);
+        if self.core.lock().drained() {
+            self.unsubscribe();
+        }
+        for d in done {
+            d.run();
+        }
     }
 
     pub(crate) fn add_child_handler(
@@ -177,7 +229,10 @@ impl Engine {
     fn on_signal(self: &Arc<Self>) {
         match self.mode {
             Mode::MultiLoop => self.scan(None),
-            Mode::Safe | Mode::Fast => self.schedule_scan(),
+            Mode::Safe | Mode::Fast => {
+                self.reap_orphans();
+                self.schedule_scan();
+            }
         }
     }
 
@@ -226,17 +281,7 @@ impl Engine {
             None => self.core.lock().watched.iter().copied().collect(),
         };
         for pid in pids {
-            let p = Pid::from_raw(pid as i32).expect("a watched pid is positive");
-            let status = loop {
-                match rustix::process::waitpid(Some(p), WaitOptions::NOHANG) {
-                    Ok(Some((_, status))) => break Some(Ok(from_wait_status(status))),
-                    Ok(None) => break None,
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(rustix::io::Errno::CHILD) => break Some(Err(core::not_child(pid))),
-                    Err(e) => break Some(Err(e.into())),
-                }
-            };
-            if let Some(status) = status {
+            if let Some(status) = try_reap(pid) {
                 done.extend(self.core.complete_later(pid, status).0);
             }
         }
@@ -273,6 +318,20 @@ impl Engine {
             owner.unsubscribe();
         }
         drained
+    }
+}
+
+/// `waitpid(pid, WNOHANG)`: the status if the child has ended (or an error).
+fn try_reap(pid: u32) -> Option<io::Result<ExitStatus>> {
+    let p = Pid::from_raw(pid as i32).expect("a watched pid is positive");
+    loop {
+        match rustix::process::waitpid(Some(p), WaitOptions::NOHANG) {
+            Ok(Some((_, status))) => return Some(Ok(from_wait_status(status))),
+            Ok(None) => return None,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::CHILD) => return Some(Err(core::not_child(pid))),
+            Err(e) => return Some(Err(e.into())),
+        }
     }
 }
 
