@@ -147,6 +147,12 @@ impl Command {
     /// watcher refuses the child once it is started (e.g. it was closed meanwhile by
     /// another thread): the child is then killed and reaped before this returns.
     pub fn spawn(&mut self) -> io::Result<Child> {
+        self.spawn_with(Stdio::inherit, Stdio::inherit)
+    }
+
+    /// `spawn`, with stdio not set for this spawn made by `stdin` (for stdin) and
+    /// `out` (for stdout and stderr).
+    fn spawn_with(&mut self, stdin: fn() -> Stdio, out: fn() -> Stdio) -> io::Result<Child> {
         let watcher = match &self.watcher {
             Some(w) => w.clone(),
             None => crate::get_event_loop_policy().get_child_watcher()?,
@@ -159,15 +165,10 @@ impl Command {
         if !watcher.is_active() {
             return Err(ChildWatchError::Inactive { watcher: watcher.name().to_string() }.into());
         }
-        if let Some(s) = self.stdin.take() {
-            self.inner.stdin(s);
-        }
-        if let Some(s) = self.stdout.take() {
-            self.inner.stdout(s);
-        }
-        if let Some(s) = self.stderr.take() {
-            self.inner.stderr(s);
-        }
+        // Set on every spawn: what std's Command holds would stay for the next one.
+        self.inner.stdin(self.stdin.take().unwrap_or_else(stdin));
+        self.inner.stdout(self.stdout.take().unwrap_or_else(out));
+        self.inner.stderr(self.stderr.take().unwrap_or_else(out));
         let mut std_child = self.inner.spawn()?;
         let pid = std_child.id();
         // Opened before anyone can reap the child, so it names this child for good.
@@ -212,10 +213,7 @@ impl Command {
     ///
     /// As [`spawn`](Command::spawn) and [`Child::output`].
     pub async fn output(&mut self) -> io::Result<Output> {
-        self.stdin.get_or_insert_with(Stdio::null);
-        self.stdout.get_or_insert_with(Stdio::piped);
-        self.stderr.get_or_insert_with(Stdio::piped);
-        self.spawn()?.output().await
+        self.spawn_with(Stdio::null, Stdio::piped)?.output().await
     }
 }
 
