@@ -143,8 +143,16 @@ impl Command {
     /// # Errors
     ///
     /// The policy's watcher cannot be made (a bad `POLYLOOP_CHILD_WATCHER`), it is
-    /// closed or inactive ([`ChildWatchError::Inactive`]), or the spawn fails.
+    /// closed or inactive ([`ChildWatchError::Inactive`]), the spawn fails, or the
+    /// watcher refuses the child once it is started (e.g. it was closed meanwhile by
+    /// another thread): the child is then killed and reaped before this returns.
     pub fn spawn(&mut self) -> io::Result<Child> {
+        self.spawn_with(Stdio::inherit, Stdio::inherit)
+    }
+
+    /// `spawn`, with stdio not set for this spawn made by `stdin` (for stdin) and
+    /// `out` (for stdout and stderr).
+    fn spawn_with(&mut self, stdin: fn() -> Stdio, out: fn() -> Stdio) -> io::Result<Child> {
         let watcher = match &self.watcher {
             Some(w) => w.clone(),
             None => crate::get_event_loop_policy().get_child_watcher()?,
@@ -157,15 +165,10 @@ impl Command {
         if !watcher.is_active() {
             return Err(ChildWatchError::Inactive { watcher: watcher.name().to_string() }.into());
         }
-        if let Some(s) = self.stdin.take() {
-            self.inner.stdin(s);
-        }
-        if let Some(s) = self.stdout.take() {
-            self.inner.stdout(s);
-        }
-        if let Some(s) = self.stderr.take() {
-            self.inner.stderr(s);
-        }
+        // Set on every spawn: what std's Command holds would stay for the next one.
+        self.inner.stdin(self.stdin.take().unwrap_or_else(stdin));
+        self.inner.stdout(self.stdout.take().unwrap_or_else(out));
+        self.inner.stderr(self.stderr.take().unwrap_or_else(out));
         let mut std_child = self.inner.spawn()?;
         let pid = std_child.id();
         // Opened before anyone can reap the child, so it names this child for good.
@@ -176,6 +179,18 @@ impl Command {
             None
         };
         let exit = watcher.watch(pid);
+        if let Some(err) = exit.take_error() {
+            // The watcher refused the child (it was closed since `is_active`, say):
+            // nobody would reap it. Kill it (through the pidfd, which cannot hit a
+            // recycled pid) and reap it here, so that no zombie is left.
+            let _ = match &pidfd {
+                Some(fd) => rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL)
+                    .map_err(io::Error::from),
+                None => std_child.kill(),
+            };
+            let _ = std_child.wait();
+            return Err(err);
+        }
         let mut child = Child::new(&mut std_child, exit, pidfd, self.kill_on_drop);
         // On failure `child` is dropped: killed if asked, reaped by the watcher.
         child.set_pipes(&mut std_child)?;
@@ -198,10 +213,7 @@ impl Command {
     ///
     /// As [`spawn`](Command::spawn) and [`Child::output`].
     pub async fn output(&mut self) -> io::Result<Output> {
-        self.stdin.get_or_insert_with(Stdio::null);
-        self.stdout.get_or_insert_with(Stdio::piped);
-        self.stderr.get_or_insert_with(Stdio::piped);
-        self.spawn()?.output().await
+        self.spawn_with(Stdio::null, Stdio::piped)?.output().await
     }
 }
 

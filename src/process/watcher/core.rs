@@ -1,7 +1,7 @@
 //! What every watcher shares: the table of handlers, pids being watched and statuses
 //! not yet claimed, pid checks, and delivery of results.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::process::ExitStatus;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
@@ -28,7 +28,7 @@ pub(crate) struct State {
     pub(crate) watched: HashSet<u32>,
     pub(crate) handlers: HashMap<u32, Waiter>,
     /// Statuses of children reaped while no handler was set, for a later handler.
-    pub(crate) exited: HashMap<u32, io::Result<ExitStatus>>,
+    pub(crate) exited: Kept,
     pub(crate) closed: bool,
     pub(crate) lp: Option<EventLoop>,
 }
@@ -37,6 +37,48 @@ impl State {
     /// Closed, and nothing left to reap or report: resources may go.
     pub(crate) fn drained(&self) -> bool {
         self.closed && self.watched.is_empty() && self.handlers.is_empty()
+    }
+}
+
+/// Statuses of reaped children, for a later handler, by pid.
+///
+/// A pid is recycled once its child is reaped: a kept status is only good while the
+/// kernel has no unreaped child of ours under that pid ([`Kept::take_fresh`]). And the
+/// statuses nobody asks for must not pile up: past [`Kept::MAX`] the oldest go.
+#[derive(Default)]
+pub(crate) struct Kept {
+    statuses: HashMap<u32, io::Result<ExitStatus>>,
+    /// Pids in the order they were kept, oldest first.
+    order: VecDeque<u32>,
+}
+
+impl Kept {
+    /// How many statuses are kept at most.
+    pub(crate) const MAX: usize = 4096;
+
+    pub(crate) fn insert(&mut self, pid: u32, status: io::Result<ExitStatus>) {
+        if self.statuses.insert(pid, status).is_some() {
+            self.order.retain(|p| *p != pid);
+        }
+        self.order.push_back(pid);
+        while self.statuses.len() > Kept::MAX {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.statuses.remove(&oldest);
+        }
+    }
+
+    /// The kept status of `pid`, unless it is stale: when `pid` is an unreaped child
+    /// of ours right now, the kept status belonged to an earlier child that had the
+    /// same pid, and is dropped.
+    pub(crate) fn take_fresh(&mut self, pid: u32) -> Option<io::Result<ExitStatus>> {
+        let status = self.statuses.remove(&pid)?;
+        self.order.retain(|p| *p != pid);
+        if check_child(pid).is_ok() { None } else { Some(status) }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.statuses.clear();
+        self.order.clear();
     }
 }
 
@@ -75,6 +117,19 @@ impl Core {
         waiter: Waiter,
         start: impl FnOnce(&mut State) -> io::Result<()>,
     ) -> Result<Added, (io::Error, Waiter)> {
+        let (added, after) = self.add_later(pid, waiter, start)?;
+        after.run();
+        Ok(added)
+    }
+
+    /// As `add`, but what is to be done with a handler (call it, or drop the one it
+    /// replaced) is returned, to be done once the caller has released its own locks.
+    pub(crate) fn add_later(
+        &self,
+        pid: u32,
+        waiter: Waiter,
+        start: impl FnOnce(&mut State) -> io::Result<()>,
+    ) -> Result<(Added, AfterLock), (io::Error, Waiter)> {
         if let Err(e) = validate_pid(pid) {
             return Err((e, waiter));
         }
@@ -82,56 +137,60 @@ impl Core {
         if state.closed {
             return Err((ChildWatchError::Closed { watcher: self.name }.into(), waiter));
         }
-        if let Some(status) = state.exited.remove(&pid) {
+        if let Some(status) = state.exited.take_fresh(pid) {
             let lp = state.lp.clone();
-            drop(state);
-            deliver(pid, waiter, status, lp.as_ref());
-            return Ok(Added::Delivered);
+            let d = Delivery { pid, waiter, status, lp };
+            return Ok((Added::Delivered, AfterLock::Deliver(d)));
         }
         if state.watched.contains(&pid) {
             let old = state.handlers.insert(pid, waiter);
-            drop(state);
-            drop(old);
-            return Ok(Added::Replaced);
+            return Ok((Added::Replaced, old.map_or(AfterLock::Nothing, AfterLock::Drop)));
         }
         if let Err(e) = check_child(pid).and_then(|()| start(&mut state)) {
             return Err((e, waiter));
         }
         state.watched.insert(pid);
         state.handlers.insert(pid, waiter);
-        Ok(Added::New)
+        Ok((Added::New, AfterLock::Nothing))
     }
 
-    /// Gives `waiter` a status reaped elsewhere (by another fast watcher); on refusal,
-    /// returns the status too.
+    /// Gives `waiter` a status reaped elsewhere (by another fast watcher), to be
+    /// delivered once the caller's locks are released; on refusal, returns the status
+    /// too.
     #[allow(clippy::type_complexity)]
     pub(crate) fn hand_over(
         &self,
         pid: u32,
         waiter: Waiter,
         status: io::Result<ExitStatus>,
-    ) -> Result<(), (io::Error, Waiter, io::Result<ExitStatus>)> {
+    ) -> Result<Delivery, (io::Error, Waiter, io::Result<ExitStatus>)> {
         let state = self.lock();
         if state.closed {
             return Err((ChildWatchError::Closed { watcher: self.name }.into(), waiter, status));
         }
-        let lp = state.lp.clone();
-        drop(state);
-        deliver(pid, waiter, status, lp.as_ref());
-        Ok(())
+        Ok(Delivery { pid, waiter, status, lp: state.lp.clone() })
     }
 
     /// The child `pid` was reaped (or could not be): tell its handler, or keep the
     /// status for a later one. Returns whether the watcher is now drained.
     pub(crate) fn complete(&self, pid: u32, status: io::Result<ExitStatus>) -> bool {
-        let mut state = self.lock();
-        let done = finish(&mut state, pid, status);
-        let drained = state.drained();
-        drop(state);
-        if let Some((waiter, status, lp)) = done {
-            deliver(pid, waiter, status, lp.as_ref());
+        let (done, drained) = self.complete_later(pid, status);
+        if let Some(d) = done {
+            d.run();
         }
         drained
+    }
+
+    /// As `complete`, but the handler is returned instead of called, so that the
+    /// caller can release its own locks first (a handler may add another child).
+    pub(crate) fn complete_later(
+        &self,
+        pid: u32,
+        status: io::Result<ExitStatus>,
+    ) -> (Option<Delivery>, bool) {
+        let mut state = self.lock();
+        let done = finish(&mut state, pid, status);
+        (done, state.drained())
     }
 
     pub(crate) fn remove(&self, pid: u32) -> bool {
@@ -156,16 +215,50 @@ impl Core {
     }
 }
 
+/// A handler to call once no lock is held: who, with what, where.
+pub(crate) struct Delivery {
+    pid: u32,
+    waiter: Waiter,
+    status: io::Result<ExitStatus>,
+    lp: Option<EventLoop>,
+}
+
+impl Delivery {
+    /// Calls the handler. Call it without holding any watcher lock.
+    pub(crate) fn run(self) {
+        deliver(self.pid, self.waiter, self.status, self.lp.as_ref());
+    }
+}
+
+/// What is left to do once the locks are released.
+pub(crate) enum AfterLock {
+    Nothing,
+    /// Call a handler.
+    Deliver(Delivery),
+    /// Drop a replaced handler (a dropped `ChildExit` sender wakes its task).
+    Drop(Waiter),
+}
+
+impl AfterLock {
+    pub(crate) fn run(self) {
+        match self {
+            AfterLock::Nothing => {}
+            AfterLock::Deliver(d) => d.run(),
+            AfterLock::Drop(old) => drop(old),
+        }
+    }
+}
+
 /// What `complete` does under the lock: forget `pid`, and take its handler (to call
 /// after the lock) or keep its status.
 pub(crate) fn finish(
     state: &mut State,
     pid: u32,
     status: io::Result<ExitStatus>,
-) -> Option<(Waiter, io::Result<ExitStatus>, Option<EventLoop>)> {
+) -> Option<Delivery> {
     state.watched.remove(&pid);
     match state.handlers.remove(&pid) {
-        Some(waiter) => Some((waiter, status, state.lp.clone())),
+        Some(waiter) => Some(Delivery { pid, waiter, status, lp: state.lp.clone() }),
         None => {
             if !state.closed {
                 state.exited.insert(pid, status);
@@ -204,7 +297,9 @@ pub(crate) fn add_handler_with(
 }
 
 /// Hands `status` to `waiter`: a `ChildExit` at once, a callback on the attached
-/// loop (or here, without one).
+/// loop or, without one, on the callback thread. Never here: this may be a waker
+/// called by the reactor with its lock held, and a callback that blocked on async
+/// work there would stall every user of the reactor.
 pub(crate) fn deliver(
     pid: u32,
     waiter: Waiter,
@@ -224,7 +319,7 @@ pub(crate) fn deliver(
                 }
             };
             let cb = match lp {
-                Some(lp) => match lp.try_spawn(async move { cb(pid, code) }) {
+                Some(lp) => match lp.try_spawn(async move { call_handler(cb, pid, code) }) {
                     Ok(task) => return task.detach(),
                     Err(_) => {
                         return eprintln!(
@@ -234,8 +329,70 @@ pub(crate) fn deliver(
                 },
                 None => cb,
             };
-            cb(pid, code);
+            on_callback_thread(Box::new(move || call_handler(cb, pid, code)));
         }
+    }
+}
+
+/// Calls a user's handler; a panic in it is reported on stderr (as asyncio logs an
+/// exception in a callback) and goes no further, so the thread or the task that
+/// delivers statuses keeps working.
+fn call_handler(cb: Callback, pid: u32, code: i32) {
+    let run = std::panic::AssertUnwindSafe(move || cb(pid, code));
+    if let Err(panic) = std::panic::catch_unwind(run) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".into());
+        eprintln!("polyloop: the handler of child {pid} panicked: {what}");
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+struct CallbackQueue {
+    jobs: VecDeque<Job>,
+    /// Whether the callback thread is up (it ends once the queue is empty).
+    running: bool,
+}
+
+static CALLBACKS: Mutex<CallbackQueue> =
+    Mutex::new(CallbackQueue { jobs: VecDeque::new(), running: false });
+
+/// Runs `job` on the callback thread: one thread, started when a job comes and ended
+/// once none is left, that runs the handlers of watchers without a loop one at a
+/// time, in the order their children were reaped.
+fn on_callback_thread(job: Job) {
+    let mut queue = CALLBACKS.lock().unwrap_or_else(PoisonError::into_inner);
+    queue.jobs.push_back(job);
+    if queue.running {
+        return;
+    }
+    queue.running = true;
+    drop(queue);
+    let started =
+        std::thread::Builder::new().name("polyloop-child-handlers".into()).spawn(run_callbacks);
+    if let Err(err) = started {
+        // Better late than never: run them here rather than lose them.
+        eprintln!("polyloop: cannot start the child handler thread ({err}); running them here");
+        run_callbacks();
+    }
+}
+
+fn run_callbacks() {
+    loop {
+        let job = {
+            let mut queue = CALLBACKS.lock().unwrap_or_else(PoisonError::into_inner);
+            match queue.jobs.pop_front() {
+                Some(job) => job,
+                None => {
+                    queue.running = false;
+                    return;
+                }
+            }
+        };
+        job();
     }
 }
 

@@ -48,6 +48,10 @@ struct SlotState {
     result: Option<io::Result<ExitStatus>>,
     waker: Option<Waker>,
     taken: bool,
+    /// The `ChildExit` was dropped before its result came: nobody wants it.
+    abandoned: bool,
+    /// Called when the `ChildExit` is abandoned (the watcher reaps orphans).
+    on_abandon: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl ChildExit {
@@ -63,6 +67,24 @@ impl ChildExit {
         let (exit, sender) = ChildExit::pair(pid);
         sender.send(result);
         exit
+    }
+
+    /// Takes the error this resolved with, if it has (a watch that failed at once).
+    pub(crate) fn take_error(&self) -> Option<io::Error> {
+        let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !matches!(state.result, Some(Err(_))) {
+            return None;
+        }
+        state.taken = true;
+        state.result.take().and_then(Result::err)
+    }
+
+    /// Calls `f` if this is dropped before its result came (at once, if it was).
+    pub(crate) fn on_abandon(&self, f: impl FnOnce() + Send + 'static) {
+        let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.result.is_none() && !state.taken {
+            state.on_abandon = Some(Box::new(f));
+        }
     }
 
     /// The pid of the child.
@@ -99,6 +121,23 @@ impl Future for ChildExit {
     }
 }
 
+impl Drop for ChildExit {
+    fn drop(&mut self) {
+        let hook = {
+            let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.result.is_some() || state.taken {
+                None
+            } else {
+                state.abandoned = true;
+                state.on_abandon.take()
+            }
+        };
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+}
+
 impl fmt::Debug for ChildExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChildExit")
@@ -120,6 +159,15 @@ impl ExitSender {
         if let Some(slot) = self.slot.take() {
             complete(&slot, result);
         }
+    }
+}
+
+impl ExitSender {
+    /// Whether its `ChildExit` was dropped before the result came.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.slot
+            .as_ref()
+            .is_none_or(|slot| slot.state.lock().unwrap_or_else(PoisonError::into_inner).abandoned)
     }
 }
 

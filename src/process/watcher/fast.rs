@@ -16,7 +16,12 @@ use crate::EventLoop;
 /// another runtime, then gets `ECHILD` for its own child. Use it only in a program
 /// where polyloop starts every child. The statuses of children it reaps without a
 /// handler are kept, and handed over when a handler for that pid is added (so a child
-/// that ends before its handler is still reported); they are dropped on `close()`.
+/// that ends before its handler is still reported). `waitpid(-1)` in one fast watcher
+/// reaps the children of every other, so these statuses are shared by all the fast
+/// watchers of the process: any of them hands a status over, and they are dropped
+/// when the last fast watcher that is open is closed.
+/// At most 4096 are kept (the oldest go first), and a kept status is dropped, not
+/// handed over, once its pid names a new child of this process.
 ///
 /// It is active only while attached to an open loop; see `SafeChildWatcher`.
 ///

@@ -67,8 +67,10 @@ pub trait ChildWatcher: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Calls `callback(pid, returncode)` once child `pid` has ended, on the attached
-    /// loop (or, without one, on the thread that noticed). A second handler for the
-    /// same pid replaces the first.
+    /// loop or, without one, on polyloop's child handler thread (one thread, started
+    /// when a handler is due and ended when none is left, that calls them one at a
+    /// time; never inside the reactor, so a handler may block, even on async work). A
+    /// second handler for the same pid replaces the first.
     ///
     /// A callback cannot carry an error: for a pid that cannot be watched (see
     /// [`ChildWatchError`]) it is called with returncode 255 and the reason goes to

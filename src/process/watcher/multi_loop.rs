@@ -21,7 +21,8 @@ use crate::EventLoop;
 /// putting back the raw old `sigaction` would cut off others who registered through it.
 ///
 /// No loop is needed: whichever thread drives the reactor reaps. A loop given to
-/// `attach_loop` runs the handlers.
+/// `attach_loop` runs the handlers; without one they run on the child handler thread
+/// (see [`add_child_handler`](ChildWatcher::add_child_handler)).
 ///
 /// # Examples
 ///

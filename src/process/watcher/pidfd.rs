@@ -20,7 +20,8 @@ use crate::EventLoop;
 /// When a pidfd turns readable, the child is reaped with `waitid(P_PIDFD)`, which cannot
 /// hit a recycled pid. Whoever drives the reactor notices the exit: a running loop, or
 /// async-io's own thread when none runs, so `watch` works with or without a loop. A loop
-/// given to `attach_loop` runs the handlers.
+/// given to `attach_loop` runs the handlers; without one they run on the child
+/// handler thread (see [`add_child_handler`](ChildWatcher::add_child_handler)).
 ///
 /// It is the default where the kernel has pidfds ([`is_supported`](Self::is_supported)).
 ///

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rustix::process::{Pid, WaitOptions};
 
-use super::core::{self, Added, Core, Waiter};
+use super::core::{self, Added, Core, Kept, Waiter};
 use super::exit::{ChildExit, from_wait_status};
 use super::sigchld::{self, Subscription};
 use crate::EventLoop;
@@ -30,7 +30,9 @@ pub(crate) enum Mode {
 #[derive(Default)]
 struct FastShared {
     owners: HashMap<u32, Weak<Engine>>,
-    kept: HashMap<u32, io::Result<ExitStatus>>,
+    kept: Kept,
+    /// Fast watchers not yet closed; the kept statuses go when the last one closes.
+    open: usize,
 }
 
 static FAST: Mutex<Option<FastShared>> = Mutex::new(None);
@@ -43,6 +45,8 @@ pub(crate) struct Engine {
     scan_lock: Mutex<()>,
     scan_scheduled: AtomicBool,
     sub: Mutex<Option<Subscription>>,
+    /// A fast watcher counted in `FastShared::open`.
+    fast_open: AtomicBool,
 }
 
 impl Engine {
@@ -53,7 +57,12 @@ impl Engine {
             scan_lock: Mutex::new(()),
             scan_scheduled: AtomicBool::new(false),
             sub: Mutex::new(None),
+            fast_open: AtomicBool::new(mode == Mode::Fast),
         });
+        if mode == Mode::Fast {
+            let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
+            fast.get_or_insert_with(Default::default).open += 1;
+        }
         // The listener keeps the engine alive until it is closed and drained, so a
         // dropped watcher still reaps the children it watched.
         let me = engine.clone();
@@ -83,17 +92,28 @@ impl Engine {
 
     fn add_fast(self: &Arc<Self>, pid: u32, waiter: Waiter) -> Result<(), (io::Error, Waiter)> {
         // Under the shared lock, which every `waitpid(-1)` holds: the child is either
-        // unreaped (and the kernel says it is ours) or its status is kept.
-        let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
-        let fast = fast.get_or_insert_with(Default::default);
-        if let Some(status) = fast.kept.remove(&pid) {
-            return self.core.hand_over(pid, waiter, status).map_err(|(e, w, status)| {
-                fast.kept.insert(pid, status);
-                (e, w)
-            });
+        // unreaped (and the kernel says it is ours) or its status is kept. Handlers
+        // are called once it is released: a handler may watch another child.
+        let mut guard = FAST.lock().unwrap_or_else(PoisonError::into_inner);
+        let fast = guard.get_or_insert_with(Default::default);
+        if let Some(status) = fast.kept.take_fresh(pid) {
+            let result = self.core.hand_over(pid, waiter, status);
+            return match result {
+                Ok(delivery) => {
+                    drop(guard);
+                    delivery.run();
+                    Ok(())
+                }
+                Err((e, w, status)) => {
+                    fast.kept.insert(pid, status);
+                    Err((e, w))
+                }
+            };
         }
-        let added = self.core.add(pid, waiter, |_| Ok(()))?;
+        let (added, after) = self.core.add_later(pid, waiter, |_| Ok(()))?;
         fast.owners.insert(pid, Arc::downgrade(self));
+        drop(guard);
+        after.run();
         if let Added::New = added {
             self.schedule_scan();
         }
@@ -101,7 +121,58 @@ impl Engine {
     }
 
     pub(crate) fn watch(self: &Arc<Self>, pid: u32) -> ChildExit {
-        core::watch_with(pid, |pid, w| self.add(pid, w))
+        let exit = core::watch_with(pid, |pid, w| self.add(pid, w));
+        if self.mode != Mode::MultiLoop {
+            // Rescans run on the loop, which may never run again: a child whose end
+            // nobody awaits any more is reaped without it.
+            let me = Arc::downgrade(self);
+            exit.on_abandon(move || {
+                if let Some(me) = me.upgrade() {
+                    me.reap_orphans();
+                }
+            });
+        }
+        exit
+    }
+
+    /// Reaps, here and now, the children whose `ChildExit` was dropped unresolved
+    /// (a dropped `Child`): no handler runs for them, so this needs no loop. Called
+    /// when one is dropped and on each SIGCHLD, so such a child is reaped even once
+    /// its loop has stopped: at the drop if it had ended, else when it ends.
+    fn reap_orphans(&self) {
+        let orphans: Vec<u32> = self
+            .core
+            .lock()
+            .handlers
+            .iter()
+            .filter(|(_, w)| matches!(w, Waiter::Exit(s) if s.is_abandoned()))
+            .map(|(pid, _)| *pid)
+            .collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let mut done = Vec::new();
+        let one = self.scan_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // The fast watchers' shared lock: `add_fast` sees a child unreaped or kept.
+        let mut fast = match self.mode {
+            Mode::Fast => Some(FAST.lock().unwrap_or_else(PoisonError::into_inner)),
+            _ => None,
+        };
+        for pid in orphans {
+            let Some(status) = try_reap(pid) else { continue };
+            if let Some(shared) = fast.as_mut().and_then(|f| f.as_mut()) {
+                shared.owners.remove(&pid);
+            }
+            done.extend(self.core.complete_later(pid, status).0);
+        }
+        drop(fast);
+        drop(one);
+        if self.core.lock().drained() {
+            self.unsubscribe();
+        }
+        for d in done {
+            d.run();
+        }
     }
 
     pub(crate) fn add_child_handler(
@@ -115,7 +186,9 @@ impl Engine {
     pub(crate) fn attach_loop(self: &Arc<Self>, lp: Option<&EventLoop>) {
         self.core.attach(lp);
         if lp.is_some() && self.mode != Mode::MultiLoop {
-            // A child may have ended while the watcher had no loop.
+            // A child may have ended while the watcher had no loop. A rescan still
+            // queued on a former loop may never run there: schedule one here anyway.
+            self.scan_scheduled.store(false, Ordering::Release);
             self.schedule_scan();
         }
     }
@@ -133,6 +206,16 @@ impl Engine {
     /// Closes: no new children; the SIGCHLD subscription goes once the children
     /// already watched have been reaped (at once when there are none).
     pub(crate) fn close(&self) {
+        if self.fast_open.swap(false, Ordering::AcqRel) {
+            // The kept statuses are shared by every fast watcher (one reaps the
+            // children of all): they are dropped once none is open.
+            let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
+            let fast = fast.get_or_insert_with(Default::default);
+            fast.open -= 1;
+            if fast.open == 0 {
+                fast.kept.clear();
+            }
+        }
         if self.core.close() {
             self.unsubscribe();
         }
@@ -146,7 +229,10 @@ impl Engine {
     fn on_signal(self: &Arc<Self>) {
         match self.mode {
             Mode::MultiLoop => self.scan(None),
-            Mode::Safe | Mode::Fast => self.schedule_scan(),
+            Mode::Safe | Mode::Fast => {
+                self.reap_orphans();
+                self.schedule_scan();
+            }
         }
     }
 
@@ -156,48 +242,47 @@ impl Engine {
         if self.scan_scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
-        let me = self.clone();
-        match lp.try_spawn(async move {
-            me.scan_scheduled.store(false, Ordering::Release);
+        // The task owns the flag: however it ends (run, or dropped unrun with its
+        // loop, or refused), the flag is reset and later signals schedule again.
+        let flag = Scheduled(self.clone());
+        if let Ok(task) = lp.try_spawn(async move {
+            let me = flag.0.clone();
+            // Reset before scanning: a signal during the scan schedules another.
+            drop(flag);
             me.scan(None);
         }) {
-            Ok(task) => task.detach(),
-            Err(_) => self.scan_scheduled.store(false, Ordering::Release),
+            task.detach();
         }
     }
 
-    /// Reaps what has exited: `only` one pid, or every watched one.
+    /// Reaps what has exited: `only` one pid, or every watched one. The handlers are
+    /// called once the scan lock is released: a handler may add a child, which scans.
     fn scan(&self, only: Option<u32>) {
-        let _one = self.scan_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut done = Vec::new();
+        let one = self.scan_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let drained = match self.mode {
-            Mode::MultiLoop | Mode::Safe => self.poll_each(only),
-            Mode::Fast => self.reap_all(),
+            Mode::MultiLoop | Mode::Safe => self.poll_each(only, &mut done),
+            Mode::Fast => self.reap_all(&mut done),
         };
+        drop(one);
         if drained {
             self.unsubscribe();
+        }
+        for d in done {
+            d.run();
         }
     }
 
     /// `waitpid(pid, WNOHANG)` for every watched pid: O(n), but it leaves other code's
     /// children alone.
-    fn poll_each(&self, only: Option<u32>) -> bool {
+    fn poll_each(&self, only: Option<u32>, done: &mut Vec<core::Delivery>) -> bool {
         let pids: Vec<u32> = match only {
             Some(pid) => vec![pid],
             None => self.core.lock().watched.iter().copied().collect(),
         };
         for pid in pids {
-            let p = Pid::from_raw(pid as i32).expect("a watched pid is positive");
-            let status = loop {
-                match rustix::process::waitpid(Some(p), WaitOptions::NOHANG) {
-                    Ok(Some((_, status))) => break Some(Ok(from_wait_status(status))),
-                    Ok(None) => break None,
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(rustix::io::Errno::CHILD) => break Some(Err(core::not_child(pid))),
-                    Err(e) => break Some(Err(e.into())),
-                }
-            };
-            if let Some(status) = status {
-                self.core.complete(pid, status);
+            if let Some(status) = try_reap(pid) {
+                done.extend(self.core.complete_later(pid, status).0);
             }
         }
         self.core.lock().drained()
@@ -205,33 +290,56 @@ impl Engine {
 
     /// `waitpid(-1, WNOHANG)` until nothing is left: O(1) per child, but it reaps
     /// children of other code too (their statuses are kept for a later handler).
-    fn reap_all(&self) -> bool {
-        loop {
+    fn reap_all(&self, done: &mut Vec<core::Delivery>) -> bool {
+        let mut drained_owners = Vec::new();
+        let drained = loop {
             // Under the shared lock, so that `add_fast` sees a child either unreaped
-            // or kept.
+            // or kept. Handlers are called once it is released.
             let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
             let fast = fast.get_or_insert_with(Default::default);
             let (pid, status) = match rustix::process::waitpid(None, WaitOptions::NOHANG) {
                 Ok(Some((p, status))) => (p.as_raw_nonzero().get() as u32, status),
                 Err(rustix::io::Errno::INTR) => continue,
                 // No child has exited, or there are no children at all.
-                Ok(None) | Err(_) => return self.core.lock().drained(),
+                Ok(None) | Err(_) => break self.core.lock().drained(),
             };
             let status = Ok(from_wait_status(status));
             let Some(owner) = fast.owners.remove(&pid).and_then(|w| w.upgrade()) else {
                 fast.kept.insert(pid, status);
                 continue;
             };
-            let mut state = owner.core.lock();
-            let done = core::finish(&mut state, pid, status);
-            let owner_drained = state.drained();
-            drop(state);
-            if let Some((waiter, status, lp)) = done {
-                core::deliver(pid, waiter, status, lp.as_ref());
-            }
+            let (delivery, owner_drained) = owner.core.complete_later(pid, status);
+            done.extend(delivery);
             if owner_drained && !std::ptr::eq(Arc::as_ptr(&owner), self) {
-                owner.unsubscribe();
+                drained_owners.push(owner);
             }
+        };
+        for owner in drained_owners {
+            owner.unsubscribe();
         }
+        drained
+    }
+}
+
+/// `waitpid(pid, WNOHANG)`: the status if the child has ended (or an error).
+fn try_reap(pid: u32) -> Option<io::Result<ExitStatus>> {
+    let p = Pid::from_raw(pid as i32).expect("a watched pid is positive");
+    loop {
+        match rustix::process::waitpid(Some(p), WaitOptions::NOHANG) {
+            Ok(Some((_, status))) => return Some(Ok(from_wait_status(status))),
+            Ok(None) => return None,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::CHILD) => return Some(Err(core::not_child(pid))),
+            Err(e) => return Some(Err(e.into())),
+        }
+    }
+}
+
+/// A rescan is queued: owned by the rescan task, and dropped with it.
+struct Scheduled(Arc<Engine>);
+
+impl Drop for Scheduled {
+    fn drop(&mut self) {
+        self.0.scan_scheduled.store(false, Ordering::Release);
     }
 }

@@ -82,7 +82,17 @@ impl Inner {
                 Poll::Pending => return,
                 // An error from the reactor: let the function find out by reading.
                 Poll::Ready(_) => {
-                    if (self.on_ready)(&fd) == Next::Stop {
+                    // The reactor used up our waker: if the function unwound, nothing
+                    // would ask for the next readiness and the fd would go deaf for
+                    // good. A panic is reported, and we keep listening.
+                    let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (self.on_ready)(&fd)
+                    }))
+                    .unwrap_or_else(|_| {
+                        eprintln!("polyloop: a reactor callback panicked; still listening");
+                        Next::Again
+                    });
+                    if next == Next::Stop {
                         self.stop();
                         return;
                     }

@@ -15,7 +15,8 @@ use crate::EventLoop;
 /// Waits for each child on a thread of its own (a blocking `waitpid(pid)`).
 ///
 /// It works from any thread, with or without a loop; a loop given to `attach_loop`
-/// runs the handlers, else they run on the waiting thread. The cost is one thread (with
+/// runs the handlers, else they run on the child handler thread (see
+/// [`add_child_handler`](ChildWatcher::add_child_handler)). The cost is one thread (with
 /// a small stack) per child in flight. It is the default where pidfds are missing.
 ///
 /// If a thread cannot be started, the child is watched through a pidfd where the kernel

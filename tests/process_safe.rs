@@ -1,0 +1,147 @@
+//! The safe watcher (and the fast one, which shares its engine) rescans on its loop:
+//! a rescan lost with a loop must not stop it, and a dropped `Child` is still reaped.
+//!
+//! Its own process (`harness = false`): `Command::spawn` attaches these watchers to
+//! the loop of the main thread only, and the SIGCHLD action is process-wide. Each case
+//! fails through a watchdog, never by hanging.
+
+// The children are reaped by the watchers under test, never by `Child::wait`.
+#![allow(clippy::zombie_processes)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use polyloop::process::{ChildWatcher, Command, FastChildWatcher, SafeChildWatcher};
+
+const WATCHDOG: Duration = Duration::from_secs(30);
+
+fn safe() -> Arc<dyn ChildWatcher> {
+    Arc::new(SafeChildWatcher::new().unwrap())
+}
+
+fn fast() -> Arc<dyn ChildWatcher> {
+    Arc::new(FastChildWatcher::new().unwrap())
+}
+
+/// Whether `pid` is still in /proc (alive or a zombie).
+fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// A child ends while its loop is idle: the rescan is queued on that loop, which is
+/// then closed without running it. The "scan scheduled" flag stayed set for good, and
+/// the watcher never scanned again, even on a new loop.
+fn rescan_lost_with_its_loop_does_not_stop_scanning() {
+    for w in [safe(), fast()] {
+        let l1 = polyloop::new_event_loop().unwrap();
+        let (first, mut stdin) = l1
+            .run_until_complete(async {
+                let mut c = Command::new("sh")
+                    .args(["-c", "read x"])
+                    .stdin(polyloop::process::Stdio::piped())
+                    .watcher(w.clone())
+                    .spawn()
+                    .unwrap();
+                let stdin = c.stdin.take().unwrap().into_inner().unwrap();
+                (c, stdin)
+            })
+            .unwrap();
+        // The child ends while l1 is idle; wait for it to be a zombie.
+        let pid = first.id();
+        let signals = polyloop::process::watcher::__sigchld_deliveries();
+        drop(std::io::Write::write_all(&mut stdin, b"\n"));
+        drop(stdin);
+        while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Its SIGCHLD reached the watcher, which queued a rescan on l1.
+        while polyloop::process::watcher::__sigchld_deliveries() == signals {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        l1.close().unwrap();
+        drop(first);
+        let l2 = polyloop::new_event_loop().unwrap();
+        let status = l2
+            .run_until_complete(async {
+                let mut c = Command::new("sh").args(["-c", "exit 3"]).watcher(w.clone()).spawn()?;
+                polyloop::timeout(WATCHDOG, c.status()).await.expect("watchdog fired")
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.code(), Some(3), "{} watcher", w.name());
+        l2.run_until_complete(async {
+            while exists(pid) {
+                polyloop::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .unwrap();
+        w.close();
+    }
+}
+
+/// Waits, off any loop, until `pid` is reaped; fails after the watchdog.
+fn until_reaped_without_a_loop(pid: u32, what: &str) {
+    let start = std::time::Instant::now();
+    while exists(pid) {
+        assert!(start.elapsed() < WATCHDOG, "{what}: dropped child {pid} was never reaped");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A `Child` dropped un-awaited inside `block_on`, which then returns: no loop runs
+/// any more, and the child was left a zombie.
+fn dropped_child_is_reaped_after_its_loop_stops() {
+    for w in [safe(), fast()] {
+        // Ends after the drop (its stdin closes with it): reaped on its SIGCHLD.
+        let pid = polyloop::block_on(async {
+            let mut c = Command::new("sh");
+            c.args(["-c", "read x"]).stdin(polyloop::process::Stdio::piped());
+            c.watcher(w.clone()).spawn().unwrap().id()
+        });
+        until_reaped_without_a_loop(pid, w.name());
+        // Ended before the drop, while its loop was busy: reaped at the drop.
+        let pid = polyloop::block_on(async {
+            let c = Command::new("true").watcher(w.clone()).spawn().unwrap();
+            let pid = c.id();
+            while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            pid
+        });
+        until_reaped_without_a_loop(pid, w.name());
+        w.close();
+    }
+}
+
+type Case = (&'static str, fn());
+
+const CASES: &[Case] = &[
+    (
+        "rescan_lost_with_its_loop_does_not_stop_scanning",
+        rescan_lost_with_its_loop_does_not_stop_scanning,
+    ),
+    ("dropped_child_is_reaped_after_its_loop_stops", dropped_child_is_reaped_after_its_loop_stops),
+];
+
+fn main() {
+    println!("\nrunning {} tests", CASES.len());
+    let mut failed = Vec::new();
+    for (name, case) in CASES {
+        let ok = std::panic::catch_unwind(case).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failed.push(*name);
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailures: {failed:?}");
+        std::process::exit(1);
+    }
+    println!("\ntest result: ok. {} passed", CASES.len());
+}
