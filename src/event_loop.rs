@@ -222,6 +222,7 @@ impl EventLoop {
     }
 
     /// Whether the loop was closed.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         self.inner.phase.load(Ordering::Acquire) == CLOSED
     }
@@ -490,16 +491,24 @@ impl EventLoop {
 
     /// Claims the loop for a run on this thread.
     pub(crate) fn enter(&self) -> Result<RunGuard<'_>, Error> {
-        let inner = &*self.inner;
-        if let Some(other) = with_running_loop(|lp| lp.map(EventLoop::id)) {
+        let fork_generation = crate::fork::generation();
+        if let Some(other) = running_loop_id(fork_generation) {
             return Err(Error::AlreadyRunning { loop_id: other });
         }
+        self.claim(fork_generation)
+    }
+
+    /// [`enter`](EventLoop::enter) for a caller that has seen that no loop runs on
+    /// this thread in the fork generation `fork_generation`, the current one.
+    #[inline]
+    pub(crate) fn claim(&self, fork_generation: u64) -> Result<RunGuard<'_>, Error> {
+        let inner = &*self.inner;
         match inner.phase.compare_exchange(IDLE, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {}
             Err(CLOSED) => return Err(Error::Closed { loop_id: inner.id }),
             Err(_) => return Err(Error::AlreadyRunning { loop_id: inner.id }),
         }
-        Ok(RunGuard { _current: CurrentGuard::set(self), lp: self })
+        Ok(RunGuard { _current: CurrentGuard::set_at(self, fork_generation), lp: self })
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -731,6 +740,17 @@ pub fn get_running_loop() -> Option<EventLoop> {
     with_running_loop(|lp| lp.cloned())
 }
 
+/// The id of the loop running on this thread, given the current fork generation.
+#[inline]
+pub(crate) fn running_loop_id(fork_generation: u64) -> Option<u64> {
+    let (generation, ptr) = RUNNING_LOOP.try_with(Cell::get).unwrap_or((0, std::ptr::null()));
+    if ptr.is_null() || generation != fork_generation {
+        return None;
+    }
+    // SAFETY: as in `with_running_loop`.
+    Some(unsafe { &*ptr }.id())
+}
+
 /// Calls `f` with the loop running on this thread, without cloning it.
 pub(crate) fn with_running_loop<R>(f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
     let (generation, ptr) = RUNNING_LOOP.try_with(Cell::get).unwrap_or((0, std::ptr::null()));
@@ -752,12 +772,19 @@ struct CurrentGuard<'a> {
 
 impl<'a> CurrentGuard<'a> {
     fn set(lp: &'a EventLoop) -> CurrentGuard<'a> {
-        let prev = RUNNING_LOOP.with(|c| c.replace((crate::fork::generation(), lp)));
+        CurrentGuard::set_at(lp, crate::fork::generation())
+    }
+
+    /// `set`, given the current fork generation.
+    #[inline]
+    fn set_at(lp: &'a EventLoop, fork_generation: u64) -> CurrentGuard<'a> {
+        let prev = RUNNING_LOOP.with(|c| c.replace((fork_generation, lp)));
         CurrentGuard { prev, _lp: std::marker::PhantomData }
     }
 }
 
 impl Drop for CurrentGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let _ = RUNNING_LOOP.try_with(|c| c.set(self.prev));
     }
@@ -800,6 +827,7 @@ impl RunGuard<'_> {
 }
 
 impl Drop for RunGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let inner = &*self.lp.inner;
         // Only written when set: a store would cost a locked instruction on every run.

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// The number of forks this process descends from since polyloop was first used.
+#[inline]
 pub(crate) fn generation() -> u64 {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(register);

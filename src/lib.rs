@@ -128,7 +128,8 @@ pub use polyloop_macros::policy_test;
 /// assert_eq!(t.join().unwrap(), 5);
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    if let Some(id) = event_loop::with_running_loop(|lp| lp.map(EventLoop::id)) {
+    let fork_generation = fork::generation();
+    if let Some(id) = event_loop::running_loop_id(fork_generation) {
         panic!(
             "polyloop::block_on was called from inside running event loop #{id}; blocking here \
              would stall that loop. Await the future instead, or start it with polyloop::spawn",
@@ -138,13 +139,14 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     // before the lookup, so a change during it leaves the cache stale, not wrong).
     let (generation, cacheable) = policy::loop_generation();
     // A forked child must not reuse its parent's loop either.
-    let generation = (generation, fork::generation());
+    let generation = (generation, fork_generation);
     let cached = LOOP_CACHE.with(Cell::take).filter(|(g, _)| *g == generation);
     let lp = match cached {
         Some((_, lp)) if !lp.is_closed() => lp,
         _ => policy_loop(),
     };
-    let out = match lp.enter() {
+    // No loop runs on this thread (checked above, in this fork generation).
+    let out = match lp.claim(fork_generation) {
         Ok(guard) => {
             guard.run_until_complete(future).unwrap_or_else(|e| panic!("polyloop::block_on: {e}"))
         }

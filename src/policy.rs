@@ -234,6 +234,7 @@ fn bump_generation() {
 /// The generation of "this thread's loop", and whether the answer may be cached at all
 /// (only for the built-in default policy; other policies may answer differently for
 /// every call).
+#[inline]
 pub(crate) fn loop_generation() -> (u64, bool) {
     let generation = GENERATION.load(Ordering::Acquire);
     (generation, POLICY_IS_BUILTIN_DEFAULT.load(Ordering::Acquire))

@@ -18,9 +18,8 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use async_task::{Builder, Runnable};
-use event_listener::EventListener;
 
-use state::{Runner, State};
+use state::{Runner, Sleeper, State};
 use sync::Arc;
 pub use task::Task;
 
@@ -101,7 +100,10 @@ impl<'a> Executor<'a> {
                     .spawn_unchecked(|()| tracked.wrap(future), move |r| sched.schedule(r))
             }
         });
-        runnable.schedule();
+        // What `runnable.schedule()` would call, minus the two atomic operations on
+        // the task by which async-task keeps it alive during the call (the state is
+        // alive: we borrow it).
+        self.state.schedule(runnable);
         Task(task)
     }
 
@@ -129,7 +131,8 @@ impl<'a> Executor<'a> {
                 .propagate_panic(true)
                 .spawn_local(|()| tracked.wrap(future), move |r| sched.schedule_home(r))
         });
-        runnable.schedule();
+        // As in `spawn_inner`: the schedule function, called directly.
+        self.state.schedule_home(runnable);
         Ok(Task(task))
     }
 
@@ -272,7 +275,7 @@ impl fmt::Debug for LocalExecutor<'_> {
 async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
     let mut future = pin!(future);
     let mut runner: Option<Runner> = None;
-    let mut listener: Option<EventListener> = None;
+    let mut listener: Option<Sleeper<'_>> = None;
     let mut woken = false;
     let mut streak = 0u32;
     std::future::poll_fn(move |cx| {
@@ -290,7 +293,7 @@ async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
                     // This runner was asleep and found work: wake another one in case
                     // there is more.
                     woken = false;
-                    state.sleepers.notify(1);
+                    state.notify_one();
                 }
                 listener = None;
                 run_one(runnable);
@@ -308,8 +311,8 @@ async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
             streak = 0;
             match listener.as_mut() {
                 // Register first, then look at the queues once more before sleeping.
-                None => listener = Some(state.sleepers.listen()),
-                Some(l) => match std::pin::Pin::new(l).poll(cx) {
+                None => listener = Some(state.sleep()),
+                Some(l) => match l.poll(cx) {
                     Poll::Ready(()) => {
                         listener = None;
                         woken = true;

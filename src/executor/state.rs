@@ -7,9 +7,12 @@
 //! - the unbounded *global* injector, filled by wake-ups from other threads;
 //! - the local queues of the other runners, which it steals from when idle.
 //!
-//! Sleep/wake: an idle runner registers an `event_listener` listener, then looks at the
-//! queues once more, and only then waits. Every push notifies one listener, so a push
-//! that lands after the second look finds a registered listener: no wake-up is lost.
+//! Sleep/wake: an idle runner registers an `event_listener` listener and counts itself
+//! in `sleeping`, then looks at the queues once more, and only then waits. Every push
+//! then looks at `sleeping` and notifies one listener if it is not zero; a fence on
+//! either side (see [`State::sleep`]) makes sure that the runner's second look sees
+//! the push, or the push sees the count: no wake-up is lost. With nobody asleep, a
+//! push costs no lock of the listener list.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -22,9 +25,11 @@ use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use async_task::Runnable;
 use concurrent_queue::{ConcurrentQueue, PushError};
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 
-use super::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local};
+use super::sync::{
+    Arc, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local, fence,
+};
 
 /// How many runnables a runner's local queue holds before it spills into the global one.
 #[cfg(not(loom))]
@@ -44,7 +49,9 @@ pub(crate) struct State {
     /// The local queue of every runner, for stealing.
     locals: RwLock<Vec<Arc<ConcurrentQueue<Runnable>>>>,
     /// Idle runners wait here.
-    pub(crate) sleepers: Event,
+    sleepers: Event,
+    /// How many runners are registered in `sleepers` (see [`Sleeper`]).
+    sleeping: AtomicUsize,
     /// Every task that has not finished yet, so that dropping the executor can drop them.
     active: Mutex<Slab>,
 }
@@ -76,6 +83,7 @@ impl State {
             home_thread: AtomicU64::new(0),
             locals: RwLock::new(Vec::new()),
             sleepers: Event::new(),
+            sleeping: AtomicUsize::new(0),
             active: Mutex::new(Slab::default()),
         }
     }
@@ -105,13 +113,43 @@ impl State {
             // The global queue is unbounded and never closed.
             let _ = self.global.push(runnable);
         }
-        self.sleepers.notify(1);
+        self.notify_one();
+    }
+
+    /// Wakes one idle runner, if one is registered.
+    pub(crate) fn notify_one(&self) {
+        if self.any_sleeping() {
+            self.sleepers.notify(1);
+        }
+    }
+
+    /// Whether a runner may be asleep, after a push: either this sees its count, or its
+    /// second look at the queues sees the push.
+    fn any_sleeping(&self) -> bool {
+        // Pairs with the fence in `sleep`: the push above (store) and the load of the
+        // count here, against the count's increment there and its loads of the queues.
+        fence(Ordering::SeqCst);
+        // Acquire: a count seen here comes after the runner's listener was inserted,
+        // so the notification finds it.
+        self.sleeping.load(Ordering::Acquire) > 0
+    }
+
+    /// Registers the calling runner as about to sleep. It must look at the queues once
+    /// more before it waits on the returned listener.
+    pub(crate) fn sleep(&self) -> Sleeper<'_> {
+        let listener = self.sleepers.listen();
+        self.sleeping.fetch_add(1, Ordering::AcqRel);
+        // Pairs with the fence in `any_sleeping`.
+        fence(Ordering::SeqCst);
+        Sleeper { state: self, listener }
     }
 
     /// Queues a runnable of a `!Send` task bound to the home thread.
     pub(crate) fn schedule_home(&self, runnable: Runnable) {
         let _ = self.home.push(runnable);
-        self.sleepers.notify_additional(usize::MAX);
+        if self.any_sleeping() {
+            self.sleepers.notify_additional(usize::MAX);
+        }
     }
 
     /// Makes the calling thread the home of `!Send` tasks, unless another thread is.
@@ -136,7 +174,9 @@ impl State {
         let mut active = self.active();
         let (key, epoch) = (active.next_key(), active.epoch);
         let (runnable, task) = make(Registration { state: self, key, epoch });
-        active.insert(TaskRef::new(&runnable.waker()), loc);
+        // The slot owns this reference (see `TaskRef`): it is not dropped here.
+        let waker = ManuallyDrop::new(runnable.waker());
+        active.insert(TaskRef::new(&waker), loc);
         (runnable, task)
     }
 
@@ -170,8 +210,9 @@ impl State {
             tasks
                 .into_iter()
                 .flatten()
-                // SAFETY: the task is in the set and we hold its lock.
-                .map(|(t, _)| unsafe { t.waker() })
+                // SAFETY: the slot owned a reference to the task, and its key's epoch
+                // is over: no `Tracked::drop` will release that reference now.
+                .map(|(t, _)| unsafe { t.into_waker() })
                 .collect()
         };
         for waker in wakers {
@@ -198,20 +239,22 @@ impl Drop for State {
     }
 }
 
-/// A task in the active set: the parts of its waker, without a reference count, so
-/// that freeing a slot is a plain store and never reads the (by then cold) slot.
+/// A task in the active set: the parts of its waker.
 ///
-/// The task's memory outlives its slot: before its first poll its `Runnable` holds it,
-/// and from then on its own [`Tracked`] future holds a waker to it. Both only let go
-/// after `Tracked::drop` has freed the slot, under the lock of the set.
+/// The slot owns one reference to the task (taken by [`State::register`]), which keeps
+/// the task's memory alive while it is in the set. Whoever takes the task out of the
+/// set, under its lock, releases that reference: `Tracked::drop` after freeing the
+/// slot, or `State::cancel_all` by waking the task. A task's [`Tracked`] future keeps
+/// a copy that owns nothing, taken at its first poll, so that freeing the slot of a
+/// polled task is a plain store and never reads the (by then cold) slot.
 #[derive(Clone, Copy)]
 pub(crate) struct TaskRef(NonNull<()>, &'static RawWakerVTable);
 
 // SAFETY: the state is `Sync`, and only reached through `&` while it is alive.
 unsafe impl Send for Registration {}
 
-// SAFETY: a `TaskRef` is only turned into a waker (which is `Send + Sync`) under the
-// lock of the active set, while the task is alive; see `State::cancel_all`.
+// SAFETY: a `TaskRef` stands for a waker (which is `Send + Sync`), and is only turned
+// into one by whoever took the task out of the active set, while the task is alive.
 unsafe impl Send for TaskRef {}
 
 impl TaskRef {
@@ -221,16 +264,16 @@ impl TaskRef {
         TaskRef(data, waker.vtable())
     }
 
-    /// An owned waker of the task.
+    /// The waker that owns the set's reference to the task.
     ///
     /// # Safety
     ///
-    /// The task must still be in the active set, whose lock the caller holds.
-    unsafe fn waker(self) -> Waker {
-        // SAFETY: the task is alive (see the type's docs); the copy owns no reference,
-        // so it is never dropped, only cloned into a waker that owns one.
-        let borrowed = ManuallyDrop::new(unsafe { Waker::new(self.0.as_ptr(), self.1) });
-        Waker::clone(&borrowed)
+    /// The caller must own the set's reference: it took the task out of the set under
+    /// its lock (see the type's docs), and calls this once.
+    unsafe fn into_waker(self) -> Waker {
+        // SAFETY: the parts come from a waker of this task, and the reference they
+        // stand for is handed over to the new waker (see above).
+        unsafe { Waker::new(self.0.as_ptr(), self.1) }
     }
 }
 
@@ -269,14 +312,25 @@ impl Slab {
         }
     }
 
-    /// Frees `key`; does nothing if the slab was emptied since (by `cancel_all`).
-    fn remove(&mut self, key: usize, epoch: u64) {
+    /// Frees `key` and gives the task, whose reference the caller must release; `known`
+    /// is the task if the caller knows it, else the slot is read. Does nothing and
+    /// gives `None` if the slab was emptied since (by `cancel_all`, which took the
+    /// reference).
+    fn remove(&mut self, key: usize, epoch: u64, known: Option<TaskRef>) -> Option<TaskRef> {
         // The epoch tells whether the slot is still ours, so it need not be read.
-        if epoch == self.epoch {
-            self.tasks[key] = None;
-            self.free.push(key);
-            self.len -= 1;
+        if epoch != self.epoch {
+            return None;
         }
+        let task = match known {
+            Some(task) => {
+                self.tasks[key] = None;
+                task
+            }
+            None => self.tasks[key].take().expect("a live key has a task").0,
+        };
+        self.free.push(key);
+        self.len -= 1;
+        Some(task)
     }
 }
 
@@ -302,11 +356,9 @@ impl Registration {
 pub(crate) struct Tracked<F> {
     future: F,
     registration: Registration,
-    /// A waker of this very task, taken at the first poll: it keeps the task's memory
-    /// alive while the task is in the active set (see [`TaskRef`]). Without it,
-    /// async-task frees an idle detached task that nothing can wake, without dropping
-    /// its future.
-    own: Option<Waker>,
+    /// This very task, copied from the waker of its first poll; it owns no reference
+    /// (the slot does, see [`TaskRef`]). It spares reading the slot on drop.
+    own: Option<TaskRef>,
 }
 
 impl<F: Future> Future for Tracked<F> {
@@ -318,7 +370,7 @@ impl<F: Future> Future for Tracked<F> {
         let this = unsafe { self.get_unchecked_mut() };
         if this.own.is_none() {
             // async-task polls a task with a waker of that task.
-            this.own = Some(cx.waker().clone());
+            this.own = Some(TaskRef::new(cx.waker()));
         }
         // SAFETY: see above.
         unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
@@ -331,8 +383,13 @@ impl<F> Drop for Tracked<F> {
         // SAFETY: the task's schedule function keeps the state alive until after its
         // future is dropped (see `Registration`).
         let state = unsafe { &*r.state };
-        state.active().remove(r.key, r.epoch);
-        // `own` is dropped after this, with the future: the task outlives its slot.
+        let owned = state.active().remove(r.key, r.epoch, self.own);
+        if let Some(task) = owned {
+            // SAFETY: `remove` took the task out of the set under its lock, so its
+            // reference is ours to release. The task outlives it: its future is being
+            // dropped by whoever holds the task (its runnable, or async-task itself).
+            drop(unsafe { task.into_waker() });
+        }
     }
 }
 
@@ -488,7 +545,7 @@ impl Drop for Runner {
             moved = true;
         }
         if moved {
-            self.state.sleepers.notify(1);
+            self.state.notify_one();
         }
     }
 }
@@ -501,5 +558,25 @@ pub(crate) struct RunnerGuard {
 impl Drop for RunnerGuard {
     fn drop(&mut self) {
         let _ = RUNNER.try_with(|cell| cell.set(self.prev));
+    }
+}
+
+/// A runner registered as asleep in [`State::sleepers`]; dropping it unregisters it.
+pub(crate) struct Sleeper<'a> {
+    state: &'a State,
+    listener: EventListener,
+}
+
+impl Sleeper<'_> {
+    /// Waits for a notification.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.listener).poll(cx)
+    }
+}
+
+impl Drop for Sleeper<'_> {
+    fn drop(&mut self) {
+        // Only makes pushes notify less: the runner is awake, or no longer runs.
+        self.state.sleeping.fetch_sub(1, Ordering::Release);
     }
 }
