@@ -1,4 +1,5 @@
-//! Helpers for the plug-in tests: a watchdog, child test processes, thread counts.
+//! Helpers for the plug-in tests (the root crate's and each plug-in crate's, which
+//! include this file by path): a watchdog, child test processes, thread counts.
 #![allow(dead_code, unreachable_pub)]
 
 use std::process::{Command, Output, Stdio};

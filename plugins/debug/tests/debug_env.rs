@@ -2,6 +2,8 @@
 //! is a clear error), and `POLYLOOP_DEBUG=1` turns debug mode on for loops of any
 //! policy. Each case runs in a child process with the variable set.
 
+// The helpers are shared with the other plug-in crates and the root tests.
+#[path = "../../../tests/plugin_support/mod.rs"]
 mod support;
 
 use std::time::Duration;

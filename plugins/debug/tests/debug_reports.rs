@@ -2,6 +2,8 @@
 //! a loop closes, as `tracing` warnings with the spawn location of each task.
 
 mod capture;
+// The helpers are shared with the other plug-in crates and the root tests.
+#[path = "../../../tests/plugin_support/mod.rs"]
 mod support;
 
 use std::panic::Location;

@@ -1,6 +1,8 @@
 //! The global policy: one loop for the whole process, replaced for everyone by
 //! `set_event_loop`, and replaced when closed or cleared.
 
+// The helpers are shared with the other plug-in crates and the root tests.
+#[path = "../../../tests/plugin_support/mod.rs"]
 mod support;
 
 use std::sync::{Arc, Barrier};

@@ -3,6 +3,8 @@
 //!
 //! Alone in its test binary, so that the thread count is this test's alone.
 
+// The helpers are shared with the other plug-in crates and the root tests.
+#[path = "../../../tests/plugin_support/mod.rs"]
 mod support;
 
 use std::sync::mpsc;

@@ -1,6 +1,8 @@
 //! The threadpool policy: registration, the per-thread context, work spread over the
 //! workers, the worker count and its bad values.
 
+// The helpers are shared with the other plug-in crates and the root tests.
+#[path = "../../../tests/plugin_support/mod.rs"]
 mod support;
 
 use std::collections::HashSet;

@@ -3,6 +3,8 @@
 //! Alone in its test binary, so that no other test starts or ends threads while the
 //! threads of the process are counted.
 
+// The helpers are shared with the other plug-in crates and the root tests.
+#[path = "../../../tests/plugin_support/mod.rs"]
 mod support;
 
 use polyloop::EventLoopPolicy;
