@@ -1,13 +1,9 @@
 //! `FastChildWatcher`: reaps every child with `waitpid(-1)`.
 
-use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use super::ChildWatcher;
-use super::exit::ChildExit;
 use super::polling::{Engine, Mode};
-use crate::EventLoop;
 
 /// Reaps every exited child with `waitpid(-1, WNOHANG)` on each SIGCHLD: O(1) per child,
 /// on the attached event loop, like [`SafeChildWatcher`](super::SafeChildWatcher).
@@ -54,50 +50,4 @@ impl FastChildWatcher {
     }
 }
 
-impl ChildWatcher for FastChildWatcher {
-    fn name(&self) -> &str {
-        "fast"
-    }
-
-    fn add_child_handler(&self, pid: u32, callback: Box<dyn FnOnce(u32, i32) + Send + 'static>) {
-        self.engine.add_child_handler(pid, callback);
-    }
-
-    fn remove_child_handler(&self, pid: u32) -> bool {
-        self.engine.core.remove(pid)
-    }
-
-    fn attach_loop(&self, lp: Option<&EventLoop>) {
-        self.engine.attach_loop(lp);
-    }
-
-    fn is_active(&self) -> bool {
-        self.engine.is_active()
-    }
-
-    fn close(&self) {
-        self.engine.close();
-    }
-
-    fn watch(&self, pid: u32) -> ChildExit {
-        self.engine.watch(pid)
-    }
-}
-
-impl Drop for FastChildWatcher {
-    fn drop(&mut self) {
-        // Children already watched are still reaped; then the subscription goes.
-        self.engine.close();
-    }
-}
-
-impl fmt::Debug for FastChildWatcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.engine.core.lock();
-        f.debug_struct("FastChildWatcher")
-            .field("watched", &state.watched.len())
-            .field("attached", &state.lp.is_some())
-            .field("closed", &state.closed)
-            .finish()
-    }
-}
+super::polling::engine_watcher!(FastChildWatcher, "fast");

@@ -1,13 +1,9 @@
 //! `MultiLoopChildWatcher`: a SIGCHLD handler that polls every watched pid.
 
-use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use super::ChildWatcher;
-use super::exit::ChildExit;
 use super::polling::{Engine, Mode};
-use crate::EventLoop;
 
 /// Watches children through SIGCHLD: on each signal it polls every watched pid with
 /// `waitpid(pid, WNOHANG)` (O(n) per signal), so children that other code started are
@@ -52,50 +48,4 @@ impl MultiLoopChildWatcher {
     }
 }
 
-impl ChildWatcher for MultiLoopChildWatcher {
-    fn name(&self) -> &str {
-        "multiloop"
-    }
-
-    fn add_child_handler(&self, pid: u32, callback: Box<dyn FnOnce(u32, i32) + Send + 'static>) {
-        self.engine.add_child_handler(pid, callback);
-    }
-
-    fn remove_child_handler(&self, pid: u32) -> bool {
-        self.engine.core.remove(pid)
-    }
-
-    fn attach_loop(&self, lp: Option<&EventLoop>) {
-        self.engine.attach_loop(lp);
-    }
-
-    fn is_active(&self) -> bool {
-        self.engine.is_active()
-    }
-
-    fn close(&self) {
-        self.engine.close();
-    }
-
-    fn watch(&self, pid: u32) -> ChildExit {
-        self.engine.watch(pid)
-    }
-}
-
-impl Drop for MultiLoopChildWatcher {
-    fn drop(&mut self) {
-        // Children already watched are still reaped; then the subscription goes.
-        self.engine.close();
-    }
-}
-
-impl fmt::Debug for MultiLoopChildWatcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.engine.core.lock();
-        f.debug_struct("MultiLoopChildWatcher")
-            .field("watched", &state.watched.len())
-            .field("attached", &state.lp.is_some())
-            .field("closed", &state.closed)
-            .finish()
-    }
-}
+super::polling::engine_watcher!(MultiLoopChildWatcher, "multiloop");

@@ -343,3 +343,62 @@ impl Drop for Scheduled {
         self.0.scan_scheduled.store(false, Ordering::Release);
     }
 }
+
+/// The `ChildWatcher`, `Drop` and `Debug` impls of a watcher that is an `Engine` in a
+/// given mode (multi-loop, safe, fast): everything but its constructor and docs.
+macro_rules! engine_watcher {
+    ($ty:ident, $name:literal) => {
+        impl $crate::process::ChildWatcher for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn add_child_handler(
+                &self,
+                pid: u32,
+                callback: Box<dyn FnOnce(u32, i32) + Send + 'static>,
+            ) {
+                self.engine.add_child_handler(pid, callback);
+            }
+
+            fn remove_child_handler(&self, pid: u32) -> bool {
+                self.engine.core.remove(pid)
+            }
+
+            fn attach_loop(&self, lp: Option<&$crate::EventLoop>) {
+                self.engine.attach_loop(lp);
+            }
+
+            fn is_active(&self) -> bool {
+                self.engine.is_active()
+            }
+
+            fn close(&self) {
+                self.engine.close();
+            }
+
+            fn watch(&self, pid: u32) -> $crate::process::ChildExit {
+                self.engine.watch(pid)
+            }
+        }
+
+        impl Drop for $ty {
+            fn drop(&mut self) {
+                // Children already watched are still reaped; then the subscription goes.
+                self.engine.close();
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let state = self.engine.core.lock();
+                f.debug_struct(stringify!($ty))
+                    .field("watched", &state.watched.len())
+                    .field("attached", &state.lp.is_some())
+                    .field("closed", &state.closed)
+                    .finish()
+            }
+        }
+    };
+}
+pub(super) use engine_watcher;

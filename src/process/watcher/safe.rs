@@ -1,13 +1,9 @@
 //! `SafeChildWatcher`: as multi-loop, but driven by an event loop.
 
-use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use super::ChildWatcher;
-use super::exit::ChildExit;
 use super::polling::{Engine, Mode};
-use crate::EventLoop;
 
 /// As [`MultiLoopChildWatcher`](super::MultiLoopChildWatcher) (SIGCHLD, then
 /// `waitpid(pid, WNOHANG)` for each watched pid), but the rescans and the handlers run
@@ -58,50 +54,4 @@ impl SafeChildWatcher {
     }
 }
 
-impl ChildWatcher for SafeChildWatcher {
-    fn name(&self) -> &str {
-        "safe"
-    }
-
-    fn add_child_handler(&self, pid: u32, callback: Box<dyn FnOnce(u32, i32) + Send + 'static>) {
-        self.engine.add_child_handler(pid, callback);
-    }
-
-    fn remove_child_handler(&self, pid: u32) -> bool {
-        self.engine.core.remove(pid)
-    }
-
-    fn attach_loop(&self, lp: Option<&EventLoop>) {
-        self.engine.attach_loop(lp);
-    }
-
-    fn is_active(&self) -> bool {
-        self.engine.is_active()
-    }
-
-    fn close(&self) {
-        self.engine.close();
-    }
-
-    fn watch(&self, pid: u32) -> ChildExit {
-        self.engine.watch(pid)
-    }
-}
-
-impl Drop for SafeChildWatcher {
-    fn drop(&mut self) {
-        // Children already watched are still reaped; then the subscription goes.
-        self.engine.close();
-    }
-}
-
-impl fmt::Debug for SafeChildWatcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.engine.core.lock();
-        f.debug_struct("SafeChildWatcher")
-            .field("watched", &state.watched.len())
-            .field("attached", &state.lp.is_some())
-            .field("closed", &state.closed)
-            .finish()
-    }
-}
+super::polling::engine_watcher!(SafeChildWatcher, "safe");
