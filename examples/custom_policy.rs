@@ -33,16 +33,8 @@ impl EventLoopPolicy for LoggingPolicy {
     }
 
     fn get_event_loop(&self) -> Result<EventLoop, Error> {
-        if let Some(lp) = self.context.current_loop() {
-            return Ok(lp);
-        }
-        // As asyncio's default: the main thread gets a loop made on demand.
-        if !polyloop::is_main_thread() {
-            return self.context.get_event_loop();
-        }
-        let lp = self.new_event_loop()?;
-        self.context.set_event_loop(Some(lp.clone()))?;
-        Ok(lp)
+        // asyncio's per-thread rule, with this policy's kind of loop.
+        self.context.get_event_loop_with(|| self.new_event_loop())
     }
 
     fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {

@@ -30,7 +30,9 @@ use crate::process::ChildWatcher;
 ///
 /// impl EventLoopPolicy for Debugging {
 ///     fn name(&self) -> &str { "debugging" }
-///     fn get_event_loop(&self) -> Result<EventLoop, Error> { self.0.get_event_loop() }
+///     fn get_event_loop(&self) -> Result<EventLoop, Error> {
+///         self.0.get_event_loop_with(|| self.new_event_loop())
+///     }
 ///     fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> { self.0.set_event_loop(lp) }
 ///     fn new_event_loop(&self) -> Result<EventLoop, Error> { EventLoop::builder().debug(true).build() }
 /// }
@@ -148,6 +150,46 @@ impl DefaultEventLoopPolicy {
     pub fn current_loop(&self) -> Option<EventLoop> {
         self.current()
     }
+
+    /// This thread's loop by asyncio's rule, with new loops made by `make`: the loop set
+    /// on this thread; on the main thread with none set, a loop from `make`, set as
+    /// current; on any other thread, [`Error::NoCurrentLoop`].
+    ///
+    /// A policy that keeps asyncio's per-thread context but makes another kind of loop
+    /// calls this from its `get_event_loop`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoCurrentLoop`] off the main thread with no loop set; `make`'s error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polyloop::{DefaultEventLoopPolicy, EventLoop};
+    ///
+    /// let context = DefaultEventLoopPolicy::new();
+    /// let debug_loops = || EventLoop::builder().debug(true).build();
+    /// std::thread::spawn(move || {
+    ///     let err = context.get_event_loop_with(debug_loops).unwrap_err();
+    ///     assert!(err.is_no_current_loop());
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// ```
+    pub fn get_event_loop_with(
+        &self,
+        make: impl FnOnce() -> Result<EventLoop, Error>,
+    ) -> Result<EventLoop, Error> {
+        if let Some(lp) = self.current() {
+            return Ok(lp);
+        }
+        if !is_main_thread() {
+            return Err(Error::NoCurrentLoop { thread: thread_name() });
+        }
+        let lp = make()?;
+        self.set_event_loop(Some(lp.clone()))?;
+        Ok(lp)
+    }
 }
 
 impl Default for DefaultEventLoopPolicy {
@@ -162,15 +204,7 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
     }
 
     fn get_event_loop(&self) -> Result<EventLoop, Error> {
-        if let Some(lp) = self.current_loop() {
-            return Ok(lp);
-        }
-        if !is_main_thread() {
-            return Err(Error::NoCurrentLoop { thread: thread_name() });
-        }
-        let lp = self.new_event_loop()?;
-        self.set_event_loop(Some(lp.clone()))?;
-        Ok(lp)
+        self.get_event_loop_with(|| self.new_event_loop())
     }
 
     fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {
