@@ -18,7 +18,7 @@ use super::polling::{Engine, Mode};
 ///
 /// No loop is needed: whichever thread drives the reactor reaps. A loop given to
 /// `attach_loop` runs the handlers; without one they run on the child handler thread
-/// (see [`add_child_handler`](ChildWatcher::add_child_handler)).
+/// (see [`add_child_handler`](super::ChildWatcher::add_child_handler)).
 ///
 /// # Examples
 ///

@@ -15,7 +15,7 @@ use super::polling::{Engine, Mode};
 /// [`ChildWatchError::Inactive`](super::ChildWatchError::Inactive). Children that end
 /// while it is detached are reported once a loop is attached again.
 ///
-/// A child whose end nobody awaits any more (its [`ChildExit`] or
+/// A child whose end nobody awaits any more (its [`ChildExit`](super::ChildExit) or
 /// [`Child`](crate::process::Child) was dropped before it ended) is reaped without the
 /// loop, so no zombie is left when the loop stops: at the drop if the child had ended,
 /// else when its SIGCHLD comes in. The fast watcher does the same.

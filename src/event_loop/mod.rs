@@ -1,34 +1,31 @@
 //! The event loop: an executor and the I/O reactor driven together on the thread that
 //! runs the loop, with asyncio's run / stop / close state machine.
 
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
-use futures_lite::FutureExt;
 
 use crate::debug::{DebugEvent, DebugHook, Instrumented};
 use crate::error::Error;
 use crate::executor::{Executor, Task};
 use crate::handle::{Callbacks, Handle, TimerHandle};
 
+mod builder;
+mod running;
+
+pub use builder::LoopBuilder;
+use running::CurrentGuard;
+pub use running::get_running_loop;
+pub(crate) use running::{RunGuard, running_loop_id, with_running_loop};
+
 const IDLE: u8 = 0;
 const RUNNING: u8 = 1;
 const CLOSED: u8 = 2;
-
-thread_local! {
-    /// The loop running on this thread (also set on the worker threads of a loop): the
-    /// fork generation it was set in, and a pointer to the `EventLoop` that a
-    /// [`CurrentGuard`] borrows, or null.
-    static RUNNING_LOOP: Cell<(u64, *const EventLoop)> = const { Cell::new((0, std::ptr::null())) };
-}
 
 /// An event loop: runs tasks and callbacks, and drives I/O and timers, on the thread
 /// that calls [`run_until_complete`](EventLoop::run_until_complete) or
@@ -603,237 +600,5 @@ impl fmt::Debug for EventLoop {
             .field("closed", &self.is_closed())
             .field("debug", &self.get_debug())
             .finish()
-    }
-}
-
-/// Settings for a new [`EventLoop`].
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let lp = polyloop::EventLoop::builder()
-///     .debug(true)
-///     .slow_callback_duration(Duration::from_millis(50))
-///     .build()?;
-/// assert_eq!(lp.slow_callback_duration(), Duration::from_millis(50));
-/// # Ok::<(), polyloop::Error>(())
-/// ```
-pub struct LoopBuilder {
-    debug: Option<bool>,
-    slow: Duration,
-    hook: DebugHook,
-    close_hooks: Vec<CloseHook>,
-}
-
-impl LoopBuilder {
-    /// The default settings: debug from `POLYLOOP_DEBUG`, slow threshold 100 ms,
-    /// reports on stderr.
-    pub fn new() -> LoopBuilder {
-        LoopBuilder {
-            debug: None,
-            slow: Duration::from_millis(100),
-            hook: crate::debug::stderr_hook,
-            close_hooks: Vec::new(),
-        }
-    }
-
-    /// Turns debug mode on or off (overrides `POLYLOOP_DEBUG`).
-    pub fn debug(mut self, on: bool) -> Self {
-        self.debug = Some(on);
-        self
-    }
-
-    /// How long a task poll or callback may take before debug mode reports it.
-    pub fn slow_callback_duration(mut self, d: Duration) -> Self {
-        self.slow = d;
-        self
-    }
-
-    /// Where debug reports go (stderr by default).
-    pub fn debug_hook(mut self, hook: DebugHook) -> Self {
-        self.hook = hook;
-        self
-    }
-
-    /// A hook run by `close()` before the tasks are dropped (see [`EventLoop::on_close`]).
-    pub fn on_close(mut self, hook: impl FnOnce(&EventLoop) + Send + 'static) -> Self {
-        self.close_hooks.push(Box::new(hook));
-        self
-    }
-
-    /// Creates the loop.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidEnv`] when debug was not set and `POLYLOOP_DEBUG` holds
-    /// something other than `0`, `1`, `true` or `false`.
-    pub fn build(self) -> Result<EventLoop, Error> {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let debug = match self.debug.or(crate::plugin::options().debug) {
-            Some(on) => on,
-            None => debug_from_env()?,
-        };
-        Ok(EventLoop {
-            inner: Arc::new(Inner {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                executor: Executor::new(),
-                phase: AtomicU8::new(IDLE),
-                stopping: AtomicBool::new(false),
-                stop_event: Event::new(),
-                debug: AtomicBool::new(debug),
-                slow: self.slow,
-                hook: self.hook,
-                callbacks: Arc::new(Callbacks::new()),
-                driver_started: AtomicBool::new(false),
-                close_hooks: Mutex::new(self.close_hooks),
-            }),
-        })
-    }
-}
-
-impl Default for LoopBuilder {
-    fn default() -> Self {
-        LoopBuilder::new()
-    }
-}
-
-impl fmt::Debug for LoopBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoopBuilder")
-            .field("debug", &self.debug)
-            .field("slow_callback_duration", &self.slow)
-            .field("close_hooks", &self.close_hooks.len())
-            .finish()
-    }
-}
-
-/// Reads `POLYLOOP_DEBUG`: unset, empty, `0` or `false` is off; `1` or `true` is on.
-pub(crate) fn debug_from_env() -> Result<bool, Error> {
-    match std::env::var("POLYLOOP_DEBUG") {
-        Err(std::env::VarError::NotPresent) => Ok(false),
-        Ok(v) if v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false") => Ok(false),
-        Ok(v) if v == "1" || v.eq_ignore_ascii_case("true") => Ok(true),
-        Ok(v) => Err(Error::InvalidEnv {
-            var: "POLYLOOP_DEBUG",
-            value: v,
-            expected: "1 or true (debug on), 0 or false (off)".into(),
-        }),
-        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidEnv {
-            var: "POLYLOOP_DEBUG",
-            value: v.to_string_lossy().into_owned(),
-            expected: "1 or true (debug on), 0 or false (off)".into(),
-        }),
-    }
-}
-
-/// The loop running on this thread, if any (also inside a worker of a loop).
-///
-/// # Examples
-///
-/// ```
-/// assert!(polyloop::get_running_loop().is_none());
-/// polyloop::block_on(async { assert!(polyloop::get_running_loop().is_some()) });
-/// ```
-pub fn get_running_loop() -> Option<EventLoop> {
-    with_running_loop(|lp| lp.cloned())
-}
-
-/// The id of the loop running on this thread, given the current fork generation.
-#[inline]
-pub(crate) fn running_loop_id(fork_generation: u64) -> Option<u64> {
-    let (generation, ptr) = RUNNING_LOOP.try_with(Cell::get).unwrap_or((0, std::ptr::null()));
-    if ptr.is_null() || generation != fork_generation {
-        return None;
-    }
-    // SAFETY: as in `with_running_loop`.
-    Some(unsafe { &*ptr }.id())
-}
-
-/// Calls `f` with the loop running on this thread, without cloning it.
-pub(crate) fn with_running_loop<R>(f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
-    let (generation, ptr) = RUNNING_LOOP.try_with(Cell::get).unwrap_or((0, std::ptr::null()));
-    // A child process does not run its parent's loop.
-    if ptr.is_null() || generation != crate::fork::generation() {
-        return f(None);
-    }
-    // SAFETY: a non-null pointer was set by a `CurrentGuard` that borrows that loop and
-    // resets the pointer before the borrow ends; guards are never leaked. (In a forked
-    // child the pointer is not used: the generation differs.)
-    f(unsafe { ptr.as_ref() })
-}
-
-/// Sets the thread's running loop, and restores the previous one on drop.
-struct CurrentGuard<'a> {
-    prev: (u64, *const EventLoop),
-    _lp: std::marker::PhantomData<&'a EventLoop>,
-}
-
-impl<'a> CurrentGuard<'a> {
-    fn set(lp: &'a EventLoop) -> CurrentGuard<'a> {
-        CurrentGuard::set_at(lp, crate::fork::generation())
-    }
-
-    /// `set`, given the current fork generation.
-    #[inline]
-    fn set_at(lp: &'a EventLoop, fork_generation: u64) -> CurrentGuard<'a> {
-        let prev = RUNNING_LOOP.with(|c| c.replace((fork_generation, lp)));
-        CurrentGuard { prev, _lp: std::marker::PhantomData }
-    }
-}
-
-impl Drop for CurrentGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        let _ = RUNNING_LOOP.try_with(|c| c.set(self.prev));
-    }
-}
-
-/// A loop claimed for a run on this thread; dropping it ends the run.
-pub(crate) struct RunGuard<'a> {
-    _current: CurrentGuard<'a>,
-    lp: &'a EventLoop,
-}
-
-impl RunGuard<'_> {
-    pub(crate) fn run_until_complete<F: Future>(self, future: F) -> Result<F::Output, Error> {
-        let inner = &*self.lp.inner;
-        let mut future = pin!(future);
-        // A future that is ready at once needs neither the executor nor the reactor:
-        // poll it once here (a spurious poll is harmless to a pending one).
-        if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            drop(self);
-            return Ok(out);
-        }
-        let stopped = async {
-            wait_stopped(inner).await;
-            None
-        };
-        // That poll counts as the first one: the executor runs a batch of tasks before
-        // the next, as if the future had been polled in it (a `yield_now` lets tasks run).
-        let mut polled = true;
-        let future = std::future::poll_fn(move |cx| {
-            if std::mem::take(&mut polled) {
-                return Poll::Pending;
-            }
-            future.as_mut().poll(cx)
-        });
-        let out = async_io::block_on(inner.executor.run(async { Some(future.await) }.or(stopped)));
-        let id = inner.id;
-        drop(self);
-        out.ok_or(Error::Stopped { loop_id: id })
-    }
-}
-
-impl Drop for RunGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        let inner = &*self.lp.inner;
-        // Only written when set: a store would cost a locked instruction on every run.
-        if inner.stopping.load(Ordering::Relaxed) {
-            inner.stopping.store(false, Ordering::SeqCst);
-        }
-        inner.phase.store(IDLE, Ordering::Release);
     }
 }

@@ -1,0 +1,129 @@
+//! The loop running on this thread, and the guards that claim a loop for a run.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
+
+use futures_lite::FutureExt;
+
+use super::{EventLoop, IDLE, wait_stopped};
+use crate::error::Error;
+
+thread_local! {
+    /// The loop running on this thread (also set on the worker threads of a loop): the
+    /// fork generation it was set in, and a pointer to the `EventLoop` that a
+    /// [`CurrentGuard`] borrows, or null.
+    static RUNNING_LOOP: Cell<(u64, *const EventLoop)> = const { Cell::new((0, std::ptr::null())) };
+}
+
+/// The loop running on this thread, if any (also inside a worker of a loop).
+///
+/// # Examples
+///
+/// ```
+/// assert!(polyloop::get_running_loop().is_none());
+/// polyloop::block_on(async { assert!(polyloop::get_running_loop().is_some()) });
+/// ```
+pub fn get_running_loop() -> Option<EventLoop> {
+    with_running_loop(|lp| lp.cloned())
+}
+
+/// The id of the loop running on this thread, given the current fork generation.
+#[inline]
+pub(crate) fn running_loop_id(fork_generation: u64) -> Option<u64> {
+    let (generation, ptr) = RUNNING_LOOP.try_with(Cell::get).unwrap_or((0, std::ptr::null()));
+    if ptr.is_null() || generation != fork_generation {
+        return None;
+    }
+    // SAFETY: as in `with_running_loop`.
+    Some(unsafe { &*ptr }.id())
+}
+
+/// Calls `f` with the loop running on this thread, without cloning it.
+pub(crate) fn with_running_loop<R>(f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
+    let (generation, ptr) = RUNNING_LOOP.try_with(Cell::get).unwrap_or((0, std::ptr::null()));
+    // A child process does not run its parent's loop.
+    if ptr.is_null() || generation != crate::fork::generation() {
+        return f(None);
+    }
+    // SAFETY: a non-null pointer was set by a `CurrentGuard` that borrows that loop and
+    // resets the pointer before the borrow ends; guards are never leaked. (In a forked
+    // child the pointer is not used: the generation differs.)
+    f(unsafe { ptr.as_ref() })
+}
+
+/// Sets the thread's running loop, and restores the previous one on drop.
+pub(super) struct CurrentGuard<'a> {
+    prev: (u64, *const EventLoop),
+    _lp: std::marker::PhantomData<&'a EventLoop>,
+}
+
+impl<'a> CurrentGuard<'a> {
+    pub(super) fn set(lp: &'a EventLoop) -> CurrentGuard<'a> {
+        CurrentGuard::set_at(lp, crate::fork::generation())
+    }
+
+    /// `set`, given the current fork generation.
+    #[inline]
+    pub(super) fn set_at(lp: &'a EventLoop, fork_generation: u64) -> CurrentGuard<'a> {
+        let prev = RUNNING_LOOP.with(|c| c.replace((fork_generation, lp)));
+        CurrentGuard { prev, _lp: std::marker::PhantomData }
+    }
+}
+
+impl Drop for CurrentGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let _ = RUNNING_LOOP.try_with(|c| c.set(self.prev));
+    }
+}
+
+/// A loop claimed for a run on this thread; dropping it ends the run.
+pub(crate) struct RunGuard<'a> {
+    pub(super) _current: CurrentGuard<'a>,
+    pub(super) lp: &'a EventLoop,
+}
+
+impl RunGuard<'_> {
+    pub(crate) fn run_until_complete<F: Future>(self, future: F) -> Result<F::Output, Error> {
+        let inner = &*self.lp.inner;
+        let mut future = pin!(future);
+        // A future that is ready at once needs neither the executor nor the reactor:
+        // poll it once here (a spurious poll is harmless to a pending one).
+        if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            drop(self);
+            return Ok(out);
+        }
+        let stopped = async {
+            wait_stopped(inner).await;
+            None
+        };
+        // That poll counts as the first one: the executor runs a batch of tasks before
+        // the next, as if the future had been polled in it (a `yield_now` lets tasks run).
+        let mut polled = true;
+        let future = std::future::poll_fn(move |cx| {
+            if std::mem::take(&mut polled) {
+                return Poll::Pending;
+            }
+            future.as_mut().poll(cx)
+        });
+        let out = async_io::block_on(inner.executor.run(async { Some(future.await) }.or(stopped)));
+        let id = inner.id;
+        drop(self);
+        out.ok_or(Error::Stopped { loop_id: id })
+    }
+}
+
+impl Drop for RunGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let inner = &*self.lp.inner;
+        // Only written when set: a store would cost a locked instruction on every run.
+        if inner.stopping.load(Ordering::Relaxed) {
+            inner.stopping.store(false, Ordering::SeqCst);
+        }
+        inner.phase.store(IDLE, Ordering::Release);
+    }
+}
