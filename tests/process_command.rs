@@ -16,13 +16,6 @@ fn run<T>(fut: impl std::future::Future<Output = T>) -> T {
     polyloop::block_on(polyloop::timeout(WATCHDOG, fut)).expect("watchdog fired")
 }
 
-/// Waits until `pid` is gone from /proc: reaped, not a zombie.
-async fn until_reaped(pid: u32) {
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        polyloop::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 #[test]
 fn status_and_output() {
     run(async {
@@ -71,7 +64,7 @@ fn dropped_child_is_reaped_in_the_background() {
         let child = Command::new("sh").args(["-c", "exit 0"]).spawn().unwrap();
         let pid = child.id();
         drop(child);
-        until_reaped(pid).await;
+        common::until_reaped(pid).await;
     });
 }
 
@@ -81,7 +74,7 @@ fn kill_on_drop_kills_then_reaps() {
         let child = Command::new("sleep").arg("30").kill_on_drop(true).spawn().unwrap();
         let pid = child.id();
         drop(child);
-        until_reaped(pid).await;
+        common::until_reaped(pid).await;
     });
 }
 

@@ -28,11 +28,7 @@ fn run<T>(lp: &EventLoop, fut: impl std::future::Future<Output = T>) -> T {
 
 /// Waits, on `lp`, until `pid` has been reaped.
 fn until_reaped(lp: &EventLoop, pid: u32) {
-    run(lp, async {
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            polyloop::sleep(Duration::from_millis(2)).await;
-        }
-    });
+    run(lp, common::until_reaped(pid));
 }
 
 fn not_child(err: &io::Error) -> bool {
@@ -102,9 +98,7 @@ fn handler_watching_a_child_from_a_fast_reap_does_not_deadlock() {
     w2.close();
 }
 
-type Case = (&'static str, fn());
-
-const CASES: &[Case] = &[
+const CASES: &[common::Case] = &[
     (
         "kept_statuses_are_dropped_when_the_last_fast_watcher_closes",
         kept_statuses_are_dropped_when_the_last_fast_watcher_closes,
@@ -116,18 +110,5 @@ const CASES: &[Case] = &[
 ];
 
 fn main() {
-    println!("\nrunning {} tests", CASES.len());
-    let mut failed = Vec::new();
-    for (name, case) in CASES {
-        let ok = std::panic::catch_unwind(case).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            failed.push(*name);
-        }
-    }
-    if !failed.is_empty() {
-        println!("\nfailures: {failed:?}");
-        std::process::exit(1);
-    }
-    println!("\ntest result: ok. {} passed", CASES.len());
+    common::run_cases(CASES);
 }

@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::Command;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -94,9 +93,7 @@ fn a_panicking_handler_does_not_stop_later_reports() {
     }
 }
 
-type Case = (&'static str, fn());
-
-const CASES: &[Case] = &[
+const CASES: &[common::Case] = &[
     (
         "multiloop_handler_adding_a_handler_does_not_deadlock",
         multiloop_handler_adding_a_handler_does_not_deadlock,
@@ -112,18 +109,5 @@ const CASES: &[Case] = &[
 ];
 
 fn main() {
-    println!("\nrunning {} tests", CASES.len());
-    let mut failed = Vec::new();
-    for (name, case) in CASES {
-        let ok = catch_unwind(AssertUnwindSafe(case)).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            failed.push(*name);
-        }
-    }
-    if !failed.is_empty() {
-        println!("\nfailures: {failed:?}");
-        std::process::exit(1);
-    }
-    println!("\ntest result: ok. {} passed", CASES.len());
+    common::run_cases(CASES);
 }

@@ -46,11 +46,7 @@ fn run<T>(lp: &EventLoop, fut: impl std::future::Future<Output = T>) -> T {
 
 /// Waits, on `lp`, until `pid` has been reaped.
 fn until_reaped(lp: &EventLoop, pid: u32) {
-    run(lp, async {
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            polyloop::sleep(Duration::from_millis(2)).await;
-        }
-    });
+    run(lp, common::until_reaped(pid));
 }
 
 /// The new child under a recycled pid is reported with its own status.
@@ -95,9 +91,7 @@ fn fast_kept_status_is_stale_after_pid_reuse() {
     w.close();
 }
 
-type Case = (&'static str, fn());
-
-const CASES: &[Case] = &[
+const CASES: &[common::Case] = &[
     (
         "multiloop_kept_status_is_stale_after_pid_reuse",
         multiloop_kept_status_is_stale_after_pid_reuse,
@@ -106,18 +100,5 @@ const CASES: &[Case] = &[
 ];
 
 fn main() {
-    println!("\nrunning {} tests", CASES.len());
-    let mut failed = Vec::new();
-    for (name, case) in CASES {
-        let ok = std::panic::catch_unwind(case).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            failed.push(*name);
-        }
-    }
-    if !failed.is_empty() {
-        println!("\nfailures: {failed:?}");
-        std::process::exit(1);
-    }
-    println!("\ntest result: ok. {} passed", CASES.len());
+    common::run_cases(CASES);
 }

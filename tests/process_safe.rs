@@ -119,9 +119,7 @@ fn dropped_child_is_reaped_after_its_loop_stops() {
     }
 }
 
-type Case = (&'static str, fn());
-
-const CASES: &[Case] = &[
+const CASES: &[common::Case] = &[
     (
         "rescan_lost_with_its_loop_does_not_stop_scanning",
         rescan_lost_with_its_loop_does_not_stop_scanning,
@@ -130,18 +128,5 @@ const CASES: &[Case] = &[
 ];
 
 fn main() {
-    println!("\nrunning {} tests", CASES.len());
-    let mut failed = Vec::new();
-    for (name, case) in CASES {
-        let ok = std::panic::catch_unwind(case).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        if !ok {
-            failed.push(*name);
-        }
-    }
-    if !failed.is_empty() {
-        println!("\nfailures: {failed:?}");
-        std::process::exit(1);
-    }
-    println!("\ntest result: ok. {} passed", CASES.len());
+    common::run_cases(CASES);
 }

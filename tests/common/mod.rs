@@ -130,3 +130,33 @@ pub(crate) fn open_fds() -> Vec<(i32, String)> {
     }
     out
 }
+
+/// One case of a test binary that runs without the harness: its name and body.
+pub(crate) type Case = (&'static str, fn());
+
+/// Runs the cases of a harness-less test binary one after another, in this process,
+/// printing a line per case as the harness does; exits 1 if any case panicked.
+pub(crate) fn run_cases(cases: &[Case]) {
+    println!("\nrunning {} tests", cases.len());
+    let mut failed = Vec::new();
+    for (name, case) in cases {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(case)).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failed.push(*name);
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailures: {failed:?}");
+        std::process::exit(1);
+    }
+    println!("\ntest result: ok. {} passed", cases.len());
+}
+
+/// Waits until `pid` is gone from /proc: reaped, not a zombie. Callers put it under a
+/// watchdog (`polyloop::timeout`).
+pub(crate) async fn until_reaped(pid: u32) {
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        polyloop::sleep(Duration::from_millis(2)).await;
+    }
+}

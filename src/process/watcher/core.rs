@@ -434,3 +434,67 @@ fn pid_max() -> u32 {
             .unwrap_or(4_194_304)
     })
 }
+
+/// The `ChildWatcher`, `Default` and `Debug` impls of a watcher made of a [`Core`] (field
+/// `core`) and an `add(pid, waiter)` method that starts watching one child (pidfd,
+/// threaded): everything but how a child is watched.
+macro_rules! core_watcher {
+    ($ty:ident) => {
+        impl $crate::process::ChildWatcher for $ty {
+            fn name(&self) -> &str {
+                self.core.name
+            }
+
+            fn add_child_handler(
+                &self,
+                pid: u32,
+                callback: Box<dyn FnOnce(u32, i32) + Send + 'static>,
+            ) {
+                $crate::process::watcher::core::add_handler_with(
+                    self.core.name,
+                    pid,
+                    callback,
+                    |pid, w| self.add(pid, w),
+                );
+            }
+
+            fn remove_child_handler(&self, pid: u32) -> bool {
+                self.core.remove(pid)
+            }
+
+            fn attach_loop(&self, lp: Option<&$crate::EventLoop>) {
+                self.core.attach(lp);
+            }
+
+            fn is_active(&self) -> bool {
+                !self.core.is_closed()
+            }
+
+            fn close(&self) {
+                // What each child holds (a pidfd, a waiting thread) ends with it.
+                self.core.close();
+            }
+
+            fn watch(&self, pid: u32) -> $crate::process::ChildExit {
+                $crate::process::watcher::core::watch_with(pid, |pid, w| self.add(pid, w))
+            }
+        }
+
+        impl Default for $ty {
+            fn default() -> Self {
+                $ty::new()
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let state = self.core.lock();
+                f.debug_struct(stringify!($ty))
+                    .field("watched", &state.watched.len())
+                    .field("closed", &state.closed)
+                    .finish()
+            }
+        }
+    };
+}
+pub(super) use core_watcher;

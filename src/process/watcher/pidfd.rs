@@ -1,6 +1,5 @@
 //! `PidfdChildWatcher`: a pidfd per child, polled by the reactor.
 
-use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
@@ -8,11 +7,9 @@ use std::sync::{Arc, OnceLock};
 use async_io::Async;
 use rustix::process::{PidfdFlags, WaitId, WaitIdOptions};
 
-use super::ChildWatcher;
 use super::core::{self, Added, Core, Waiter};
-use super::exit::{ChildExit, from_waitid_status};
+use super::exit::from_waitid_status;
 use super::readable::{Next, Readable};
-use crate::EventLoop;
 
 /// Watches each child through a pidfd (`pidfd_open`, Linux 5.3+) registered with the
 /// async-io reactor: no threads, no signals, and it leaves other code's children alone.
@@ -21,7 +18,7 @@ use crate::EventLoop;
 /// hit a recycled pid. Whoever drives the reactor notices the exit: a running loop, or
 /// async-io's own thread when none runs, so `watch` works with or without a loop. A loop
 /// given to `attach_loop` runs the handlers; without one they run on the child
-/// handler thread (see [`add_child_handler`](ChildWatcher::add_child_handler)).
+/// handler thread (see [`add_child_handler`](super::ChildWatcher::add_child_handler)).
 ///
 /// It is the default where the kernel has pidfds ([`is_supported`](Self::is_supported)).
 ///
@@ -122,49 +119,4 @@ impl AsFdRef for Async<OwnedFd> {
     }
 }
 
-impl ChildWatcher for PidfdChildWatcher {
-    fn name(&self) -> &str {
-        self.core.name
-    }
-
-    fn add_child_handler(&self, pid: u32, callback: Box<dyn FnOnce(u32, i32) + Send + 'static>) {
-        core::add_handler_with(self.core.name, pid, callback, |pid, w| self.add(pid, w));
-    }
-
-    fn remove_child_handler(&self, pid: u32) -> bool {
-        self.core.remove(pid)
-    }
-
-    fn attach_loop(&self, lp: Option<&EventLoop>) {
-        self.core.attach(lp);
-    }
-
-    fn is_active(&self) -> bool {
-        !self.core.is_closed()
-    }
-
-    fn close(&self) {
-        // Each pidfd is closed when its child has been reaped; nothing else is held.
-        self.core.close();
-    }
-
-    fn watch(&self, pid: u32) -> ChildExit {
-        core::watch_with(pid, |pid, w| self.add(pid, w))
-    }
-}
-
-impl Default for PidfdChildWatcher {
-    fn default() -> Self {
-        PidfdChildWatcher::new()
-    }
-}
-
-impl fmt::Debug for PidfdChildWatcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.core.lock();
-        f.debug_struct("PidfdChildWatcher")
-            .field("watched", &state.watched.len())
-            .field("closed", &state.closed)
-            .finish()
-    }
-}
+super::core::core_watcher!(PidfdChildWatcher);

@@ -1,6 +1,5 @@
 //! `ThreadedChildWatcher`: one waiting thread per child.
 
-use std::fmt;
 use std::io;
 use std::sync::Arc;
 
@@ -8,15 +7,14 @@ use rustix::process::{Pid, WaitOptions};
 
 use super::core::{self, Added, Core, Waiter};
 use super::error::ChildWatchError;
-use super::exit::{ChildExit, from_wait_status};
-use super::{ChildWatcher, pidfd};
-use crate::EventLoop;
+use super::exit::from_wait_status;
+use super::pidfd;
 
 /// Waits for each child on a thread of its own (a blocking `waitpid(pid)`).
 ///
 /// It works from any thread, with or without a loop; a loop given to `attach_loop`
 /// runs the handlers, else they run on the child handler thread (see
-/// [`add_child_handler`](ChildWatcher::add_child_handler)). The cost is one thread (with
+/// [`add_child_handler`](super::ChildWatcher::add_child_handler)). The cost is one thread (with
 /// a small stack) per child in flight. It is the default where pidfds are missing.
 ///
 /// If a thread cannot be started, the child is watched through a pidfd where the kernel
@@ -86,49 +84,4 @@ fn wait_thread(core: &Core, pid: u32) {
     core.complete(pid, status);
 }
 
-impl ChildWatcher for ThreadedChildWatcher {
-    fn name(&self) -> &str {
-        self.core.name
-    }
-
-    fn add_child_handler(&self, pid: u32, callback: Box<dyn FnOnce(u32, i32) + Send + 'static>) {
-        core::add_handler_with(self.core.name, pid, callback, |pid, w| self.add(pid, w));
-    }
-
-    fn remove_child_handler(&self, pid: u32) -> bool {
-        self.core.remove(pid)
-    }
-
-    fn attach_loop(&self, lp: Option<&EventLoop>) {
-        self.core.attach(lp);
-    }
-
-    fn is_active(&self) -> bool {
-        !self.core.is_closed()
-    }
-
-    fn close(&self) {
-        // The waiting threads end with their children; nothing else is held.
-        self.core.close();
-    }
-
-    fn watch(&self, pid: u32) -> ChildExit {
-        core::watch_with(pid, |pid, w| self.add(pid, w))
-    }
-}
-
-impl Default for ThreadedChildWatcher {
-    fn default() -> Self {
-        ThreadedChildWatcher::new()
-    }
-}
-
-impl fmt::Debug for ThreadedChildWatcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.core.lock();
-        f.debug_struct("ThreadedChildWatcher")
-            .field("watched", &state.watched.len())
-            .field("closed", &state.closed)
-            .finish()
-    }
-}
+super::core::core_watcher!(ThreadedChildWatcher);
