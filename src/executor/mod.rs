@@ -5,6 +5,7 @@
 //! future. An [`EventLoop`](crate::EventLoop) owns one and drives it together with the
 //! I/O reactor.
 
+mod active;
 mod state;
 mod sync;
 mod task;

@@ -15,17 +15,17 @@
 //! push costs no lock of the listener list.
 
 use std::cell::Cell;
-use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::pin::Pin;
-use std::ptr::{self, NonNull};
+use std::ptr;
 use std::sync::PoisonError;
-use std::task::{Context, Poll, RawWakerVTable, Waker};
+use std::task::{Context, Poll};
 
 use async_task::Runnable;
 use concurrent_queue::{ConcurrentQueue, PushError};
 use event_listener::{Event, EventListener};
+
+use super::active::Slab;
 
 use super::sync::{
     Arc, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local, fence,
@@ -162,24 +162,6 @@ impl State {
         }
     }
 
-    /// Creates a task with `make` and adds it to the set of live tasks. `make` wraps the
-    /// task's future with the [`Registration`] it is given, so that the task leaves
-    /// the set when its future is dropped, whether it was ever polled or not; the task's
-    /// schedule function must hold a clone of this `Arc` (see [`Registration`]).
-    pub(crate) fn register<T>(
-        &self,
-        loc: &'static Location<'static>,
-        make: impl FnOnce(Registration) -> (Runnable, T),
-    ) -> (Runnable, T) {
-        let mut active = self.active();
-        let (key, epoch) = (active.next_key(), active.epoch);
-        let (runnable, task) = make(Registration { state: self, key, epoch });
-        // The slot owns this reference (see `TaskRef`): it is not dropped here.
-        let waker = ManuallyDrop::new(runnable.waker());
-        active.insert(TaskRef::new(&waker), loc);
-        (runnable, task)
-    }
-
     /// The set of live tasks, locked.
     pub(crate) fn active(&self) -> MutexGuard<'_, Slab> {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
@@ -187,34 +169,18 @@ impl State {
 
     /// How many tasks have not finished yet.
     pub(crate) fn active_len(&self) -> usize {
-        self.active().len
+        self.active().len()
     }
 
     /// Where each task that has not finished yet was spawned.
     pub(crate) fn active_locations(&self) -> Vec<&'static Location<'static>> {
-        let active = self.active();
-        active.tasks.iter().flatten().map(|(_, loc)| *loc).collect()
+        self.active().locations()
     }
 
     /// Cancels every task that has not finished: wakes each one so that its runnable is
     /// queued, then drops every queued runnable, which drops the futures.
     pub(crate) fn cancel_all(&self) {
-        let wakers: Vec<Waker> = {
-            let mut active = self.active();
-            let tasks = std::mem::take(&mut active.tasks);
-            active.free.clear();
-            active.len = 0;
-            // Tasks woken below may finish on other runners after new tasks reused
-            // their keys: the new epoch keeps them from freeing those.
-            active.epoch += 1;
-            tasks
-                .into_iter()
-                .flatten()
-                // SAFETY: the slot owned a reference to the task, and its key's epoch
-                // is over: no `Tracked::drop` will release that reference now.
-                .map(|(t, _)| unsafe { t.into_waker() })
-                .collect()
-        };
+        let wakers = self.active().take_all();
         for waker in wakers {
             waker.wake();
         }
@@ -222,6 +188,7 @@ impl State {
         // gone, which `Slab::remove` tolerates.
         self.drain();
     }
+
     /// Drops every queued runnable.
     fn drain(&self) {
         while self.global.pop().is_ok() {}
@@ -236,160 +203,6 @@ impl State {
 impl Drop for State {
     fn drop(&mut self) {
         self.drain();
-    }
-}
-
-/// A task in the active set: the parts of its waker.
-///
-/// The slot owns one reference to the task (taken by [`State::register`]), which keeps
-/// the task's memory alive while it is in the set. Whoever takes the task out of the
-/// set, under its lock, releases that reference: `Tracked::drop` after freeing the
-/// slot, or `State::cancel_all` by waking the task. A task's [`Tracked`] future keeps
-/// a copy that owns nothing, taken at its first poll, so that freeing the slot of a
-/// polled task is a plain store and never reads the (by then cold) slot.
-#[derive(Clone, Copy)]
-pub(crate) struct TaskRef(NonNull<()>, &'static RawWakerVTable);
-
-// SAFETY: the state is `Sync`, and only reached through `&` while it is alive.
-unsafe impl Send for Registration {}
-
-// SAFETY: a `TaskRef` stands for a waker (which is `Send + Sync`), and is only turned
-// into one by whoever took the task out of the active set, while the task is alive.
-unsafe impl Send for TaskRef {}
-
-impl TaskRef {
-    fn new(waker: &Waker) -> TaskRef {
-        // async-task wakers point at the task's header, never null.
-        let data = NonNull::new(waker.data().cast_mut()).expect("a task waker has data");
-        TaskRef(data, waker.vtable())
-    }
-
-    /// The waker that owns the set's reference to the task.
-    ///
-    /// # Safety
-    ///
-    /// The caller must own the set's reference: it took the task out of the set under
-    /// its lock (see the type's docs), and calls this once.
-    unsafe fn into_waker(self) -> Waker {
-        // SAFETY: the parts come from a waker of this task, and the reference they
-        // stand for is handed over to the new waker (see above).
-        unsafe { Waker::new(self.0.as_ptr(), self.1) }
-    }
-}
-
-/// The live tasks of an executor, by key. Keys of finished tasks are reused.
-///
-/// The free keys are a stack (hot in cache), so insert and remove only write to the
-/// task's slot and never read it. A slot holds the location too: one cache line per
-/// task, not two.
-#[derive(Default)]
-pub(crate) struct Slab {
-    tasks: Vec<Option<(TaskRef, &'static Location<'static>)>>,
-    free: Vec<usize>,
-    len: usize,
-    /// Bumped by `cancel_all`; a key is only freed by a task of the same epoch.
-    epoch: u64,
-}
-
-impl Slab {
-    /// The key the next `insert` will use.
-    fn next_key(&self) -> usize {
-        self.free.last().copied().unwrap_or(self.tasks.len())
-    }
-
-    /// Adds a task and gives its key.
-    pub(crate) fn insert(&mut self, task: TaskRef, loc: &'static Location<'static>) -> usize {
-        self.len += 1;
-        match self.free.pop() {
-            Some(key) => {
-                self.tasks[key] = Some((task, loc));
-                key
-            }
-            None => {
-                self.tasks.push(Some((task, loc)));
-                self.tasks.len() - 1
-            }
-        }
-    }
-
-    /// Frees `key` and gives the task, whose reference the caller must release; `known`
-    /// is the task if the caller knows it, else the slot is read. Does nothing and
-    /// gives `None` if the slab was emptied since (by `cancel_all`, which took the
-    /// reference).
-    fn remove(&mut self, key: usize, epoch: u64, known: Option<TaskRef>) -> Option<TaskRef> {
-        // The epoch tells whether the slot is still ours, so it need not be read.
-        if epoch != self.epoch {
-            return None;
-        }
-        let task = match known {
-            Some(task) => {
-                self.tasks[key] = None;
-                task
-            }
-            None => self.tasks[key].take().expect("a live key has a task").0,
-        };
-        self.free.push(key);
-        self.len -= 1;
-        Some(task)
-    }
-}
-
-/// A task's place in the active set, given to the future that [`State::register`]
-/// creates.
-///
-/// It points at the state without counting: every task's schedule function holds an
-/// `Arc<State>`, and async-task drops that only after the future (see `Tracked::drop`).
-pub(crate) struct Registration {
-    state: *const State,
-    key: usize,
-    epoch: u64,
-}
-
-impl Registration {
-    /// Wraps the task's future so that dropping it frees this place.
-    pub(crate) fn wrap<F: Future>(self, future: F) -> Tracked<F> {
-        Tracked { future, registration: self, own: None }
-    }
-}
-
-/// A task's future that leaves the active set when dropped, polled or not.
-pub(crate) struct Tracked<F> {
-    future: F,
-    registration: Registration,
-    /// This very task, copied from the waker of its first poll; it owns no reference
-    /// (the slot does, see [`TaskRef`]). It spares reading the slot on drop.
-    own: Option<TaskRef>,
-}
-
-impl<F: Future> Future for Tracked<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of `Tracked`,
-        // and `Drop` below does not touch it; `own` is not pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        if this.own.is_none() {
-            // async-task polls a task with a waker of that task.
-            this.own = Some(TaskRef::new(cx.waker()));
-        }
-        // SAFETY: see above.
-        unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
-    }
-}
-
-impl<F> Drop for Tracked<F> {
-    fn drop(&mut self) {
-        let r = &self.registration;
-        // SAFETY: the task's schedule function keeps the state alive until after its
-        // future is dropped (see `Registration`).
-        let state = unsafe { &*r.state };
-        let owned = state.active().remove(r.key, r.epoch, self.own);
-        if let Some(task) = owned {
-            // SAFETY: `remove` took the task out of the set under its lock, so its
-            // reference is ours to release. The task outlives it: its future is being
-            // dropped by whoever holds the task (its runnable, or async-task itself).
-            drop(unsafe { task.into_waker() });
-        }
     }
 }
 

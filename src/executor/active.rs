@@ -1,0 +1,357 @@
+//! The set of an executor's live tasks, so that dropping the executor can cancel them
+//! and debug reports can say where they were spawned.
+//!
+//! Every spawn and every finished task passes through here under one lock, so the set
+//! is built to touch as little memory as it can. A task takes the lowest free key at
+//! or after a cursor, which keeps keys in spawn order: a burst of spawns writes its
+//! slots one after the other, however the tasks of earlier bursts finished. (A stack
+//! of freed keys hands them out in the order the tasks finished, and after some rounds
+//! of tasks finishing slightly out of order, each spawn wrote to a cold slot.) Freeing
+//! a key clears one bit in a bitmap small enough to stay in cache, and never touches
+//! the slot: a slot whose bit is clear is stale and never read.
+
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::Location;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll, RawWakerVTable, Waker};
+
+use super::state::State;
+
+/// Keys per word of the bitmap.
+const BITS: usize = u64::BITS as usize;
+
+/// A task in the active set: the parts of its waker.
+///
+/// The set owns one reference to each of its tasks (taken by [`State::register`]):
+/// without it, a detached task that nothing can wake would be freed by async-task
+/// without its future being dropped, and the set would point at freed memory. Whoever
+/// takes a task out of the set, under its lock, releases that reference:
+/// `Tracked::drop` after freeing the key, or `Slab::take_all` for `cancel_all`. A
+/// task's [`Tracked`] future keeps a copy that owns nothing, taken at its first poll, so
+/// that freeing the key of a polled task never reads its (by then cold) slot.
+#[derive(Clone, Copy)]
+pub(crate) struct TaskRef(NonNull<()>, &'static RawWakerVTable);
+
+// SAFETY: a `TaskRef` stands for a waker (which is `Send + Sync`), and is only turned
+// into one by whoever took the task out of the active set, while the task is alive.
+unsafe impl Send for TaskRef {}
+
+impl TaskRef {
+    /// The parts of `waker`, a waker of an async-task task.
+    pub(crate) fn new(waker: &Waker) -> TaskRef {
+        // async-task wakers point at the task's header, never null.
+        let data = NonNull::new(waker.data().cast_mut()).expect("a task waker has data");
+        TaskRef(data, waker.vtable())
+    }
+
+    /// The waker that owns the set's reference to the task.
+    ///
+    /// # Safety
+    ///
+    /// The caller must own the set's reference: it took the task out of the set under
+    /// its lock (see the type's docs), and calls this once.
+    pub(crate) unsafe fn into_waker(self) -> Waker {
+        // SAFETY: the parts come from a waker of this task, and the reference they
+        // stand for is handed over to the new waker (see above).
+        unsafe { Waker::new(self.0.as_ptr(), self.1) }
+    }
+}
+
+/// What the set keeps of a live task.
+#[derive(Clone, Copy)]
+struct Slot {
+    task: TaskRef,
+    loc: &'static Location<'static>,
+}
+
+/// The live tasks of an executor, by key. Keys of finished tasks are reused.
+#[derive(Default)]
+pub(crate) struct Slab {
+    /// The task of each key; only meaningful where the key's bit in `used` is set.
+    slots: Vec<Option<Slot>>,
+    /// One bit per key: set while the key belongs to a live task.
+    used: Vec<u64>,
+    /// The word of `used` where the search for a free key starts.
+    cursor: usize,
+    len: usize,
+    /// Bumped by `cancel_all`; a key is only freed by a task of the same epoch.
+    epoch: u32,
+}
+
+impl Slab {
+    /// How many tasks are live.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The key for the next task: the lowest free key at or after the cursor. Past
+    /// the last key, the search starts over from the first one if at least half of
+    /// the keys are free (so that the scan is paid for by the keys it finds), and the
+    /// set grows otherwise (so that it stays under twice its peak size).
+    fn vacant(&mut self) -> usize {
+        loop {
+            while let Some(&word) = self.used.get(self.cursor) {
+                if word != u64::MAX {
+                    return self.cursor * BITS + (!word).trailing_zeros() as usize;
+                }
+                self.cursor += 1;
+            }
+            let capacity = self.used.len() * BITS;
+            if capacity > 0 && self.len * 2 <= capacity {
+                // At most half of the keys are taken: the scan finds a free one.
+                self.cursor = 0;
+            } else {
+                self.used.push(0);
+                self.slots.resize(self.used.len() * BITS, None);
+            }
+        }
+    }
+
+    /// Adds a task under `key`, a key given by `vacant` since the last insert.
+    fn insert(&mut self, key: usize, task: TaskRef, loc: &'static Location<'static>) {
+        self.used[key / BITS] |= 1 << (key % BITS);
+        self.slots[key] = Some(Slot { task, loc });
+        self.len += 1;
+    }
+
+    /// Frees `key` and gives its task, whose reference the caller must release;
+    /// `known` is the task if the caller knows it, else the slot is read. Does nothing
+    /// and gives `None` if the set was emptied since the key was given (by `take_all`,
+    /// which took the reference).
+    fn remove(&mut self, key: usize, epoch: u32, known: Option<TaskRef>) -> Option<TaskRef> {
+        if epoch != self.epoch {
+            return None;
+        }
+        let bit = 1 << (key % BITS);
+        debug_assert!(self.used[key / BITS] & bit != 0, "a live key is freed once");
+        self.used[key / BITS] &= !bit;
+        self.len -= 1;
+        known.or_else(|| self.slots[key].map(|slot| slot.task))
+    }
+
+    /// The live tasks.
+    fn iter(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.used.iter().enumerate().flat_map(move |(i, &word)| {
+            (0..BITS)
+                .filter(move |b| word & (1 << b) != 0)
+                .filter_map(move |b| self.slots[i * BITS + b])
+        })
+    }
+
+    /// Where each live task was spawned.
+    pub(crate) fn locations(&self) -> Vec<&'static Location<'static>> {
+        self.iter().map(|slot| slot.loc).collect()
+    }
+
+    /// Empties the set and gives a waker of each task it held, which owns the set's
+    /// reference. Tasks that finish later find their epoch over and free nothing.
+    pub(crate) fn take_all(&mut self) -> Vec<Waker> {
+        let wakers = self
+            .iter()
+            // SAFETY: the task leaves the set here, under its lock, and the new epoch
+            // keeps its `Tracked::drop` from releasing the reference again.
+            .map(|slot| unsafe { slot.task.into_waker() })
+            .collect();
+        self.used.iter_mut().for_each(|w| *w = 0);
+        self.cursor = 0;
+        self.len = 0;
+        self.epoch = self.epoch.wrapping_add(1);
+        wakers
+    }
+}
+
+impl State {
+    /// Creates a task with `make` and adds it to the set of live tasks. `make` wraps the
+    /// task's future with the [`Registration`] it is given, so that the task leaves
+    /// the set when its future is dropped, whether it was ever polled or not; the task's
+    /// schedule function must hold a clone of this `Arc` (see [`Registration`]).
+    pub(crate) fn register<T>(
+        &self,
+        loc: &'static Location<'static>,
+        make: impl FnOnce(Registration) -> (async_task::Runnable, T),
+    ) -> (async_task::Runnable, T) {
+        let mut active = self.active();
+        let key = active.vacant();
+        let registration = Registration {
+            state: self,
+            key: u32::try_from(key).expect("fewer than 2^32 live tasks"),
+            epoch: active.epoch,
+        };
+        let (runnable, task) = make(registration);
+        // The set owns this reference (see `TaskRef`): it is not dropped here.
+        let waker = ManuallyDrop::new(runnable.waker());
+        active.insert(key, TaskRef::new(&waker), loc);
+        (runnable, task)
+    }
+}
+
+/// A task's place in the active set, given to the future that [`State::register`]
+/// creates.
+///
+/// It points at the state without counting: every task's schedule function holds an
+/// `Arc<State>`, and async-task drops that only after the future (see `Tracked::drop`).
+pub(crate) struct Registration {
+    state: *const State,
+    key: u32,
+    epoch: u32,
+}
+
+// SAFETY: the state is `Sync`, and only reached through `&` while it is alive.
+unsafe impl Send for Registration {}
+
+impl Registration {
+    /// Wraps the task's future so that dropping it frees this place.
+    pub(crate) fn wrap<F: Future>(self, future: F) -> Tracked<F> {
+        Tracked { future, registration: self, own: None }
+    }
+}
+
+/// A task's future that leaves the active set when dropped, polled or not.
+pub(crate) struct Tracked<F> {
+    future: F,
+    registration: Registration,
+    /// This very task, copied from the waker of its first poll; it owns no reference
+    /// (the set does, see [`TaskRef`]). It spares reading the slot on drop.
+    own: Option<TaskRef>,
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of `Tracked`,
+        // and `Drop` below does not touch it; `own` is not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.own.is_none() {
+            // async-task polls a task with a waker of that task.
+            this.own = Some(TaskRef::new(cx.waker()));
+        }
+        // SAFETY: see above.
+        unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
+    }
+}
+
+impl<F> Drop for Tracked<F> {
+    fn drop(&mut self) {
+        let r = &self.registration;
+        // SAFETY: the task's schedule function keeps the state alive until after its
+        // future is dropped (see `Registration`).
+        let state = unsafe { &*r.state };
+        let owned = state.active().remove(r.key as usize, r.epoch, self.own);
+        if let Some(task) = owned {
+            // SAFETY: `remove` took the task out of the set under its lock, so its
+            // reference is ours to release. The task outlives it: its future is being
+            // dropped by whoever holds the task (its runnable, or async-task itself).
+            drop(unsafe { task.into_waker() });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in task: a waker with data and a vtable that does nothing.
+    fn task() -> TaskRef {
+        use std::task::RawWaker;
+        const VTABLE: RawWakerVTable =
+            RawWakerVTable::new(|p| RawWaker::new(p, &VTABLE), |_| {}, |_| {}, |_| {});
+        // SAFETY: the vtable never reads the data pointer.
+        let waker = unsafe { Waker::new(NonNull::<u64>::dangling().as_ptr().cast(), &VTABLE) };
+        TaskRef::new(&waker)
+    }
+
+    fn spawn(slab: &mut Slab) -> usize {
+        let key = slab.vacant();
+        slab.insert(key, task(), Location::caller());
+        key
+    }
+
+    /// How many times a sequence of keys goes down: 0 is spawn order, 1 is spawn
+    /// order with one wrap-around to the first free key.
+    fn descents(keys: &[usize]) -> usize {
+        keys.windows(2).filter(|w| w[1] < w[0]).count()
+    }
+
+    fn sorted(mut keys: Vec<usize>) -> Vec<usize> {
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn keys_follow_spawn_order_whatever_order_tasks_finished_in() {
+        let mut slab = Slab::default();
+        let mut keys: Vec<usize> = (0..1000).map(|_| spawn(&mut slab)).collect();
+        assert_eq!(keys, (0..1000).collect::<Vec<_>>());
+        let capacity = slab.slots.len();
+        for round in 0..5 {
+            // Finish them in a scrambled order.
+            for i in 0..1000 {
+                let key = keys[(i * 7919 + round) % 1000];
+                assert!(slab.remove(key, slab.epoch, None).is_some());
+            }
+            assert_eq!(slab.len(), 0);
+            let again: Vec<usize> = (0..1000).map(|_| spawn(&mut slab)).collect();
+            assert!(descents(&again) <= 1, "round {round}: {again:?}");
+            keys = again.clone();
+            let again = sorted(again);
+            again.windows(2).for_each(|w| assert!(w[0] < w[1], "a key given twice"));
+            assert!(again.iter().all(|&k| k < capacity), "round {round}: the set grew");
+        }
+    }
+
+    #[test]
+    fn a_mostly_full_set_grows_instead_of_scanning_and_stays_under_twice_its_peak() {
+        let mut slab = Slab::default();
+        let long_lived: Vec<usize> = (0..640).map(|_| spawn(&mut slab)).collect();
+        // Free every tenth key: 90 % stay taken.
+        for key in long_lived.iter().step_by(10) {
+            slab.remove(*key, slab.epoch, None);
+        }
+        // The free keys of the cursor's word are used, then the set grows: no scan
+        // from the start while most keys are taken.
+        let new: Vec<usize> = (0..64).map(|_| spawn(&mut slab)).collect();
+        assert!(new.iter().all(|&k| k >= 576), "{new:?}");
+        assert_eq!(descents(&new), 0, "{new:?}");
+        // Churn: one short task at a time keeps reusing a key.
+        for _ in 0..10_000 {
+            let k = spawn(&mut slab);
+            slab.remove(k, slab.epoch, None);
+        }
+        assert!(slab.slots.len() <= 2 * slab.len() + BITS, "grew to {}", slab.slots.len());
+    }
+
+    #[test]
+    fn a_sparse_set_reuses_freed_keys_from_the_start() {
+        let mut slab = Slab::default();
+        let keys: Vec<usize> = (0..256).map(|_| spawn(&mut slab)).collect();
+        for key in &keys[..200] {
+            slab.remove(*key, slab.epoch, None);
+        }
+        let capacity = slab.slots.len();
+        let reused: Vec<usize> = (0..200).map(|_| spawn(&mut slab)).collect();
+        assert!(descents(&reused) <= 1, "{reused:?}");
+        assert_eq!(sorted(reused), (0..200).collect::<Vec<_>>());
+        assert_eq!(slab.slots.len(), capacity, "no growth while keys are free");
+        assert_eq!(slab.len(), 256);
+    }
+
+    #[test]
+    fn take_all_empties_the_set_and_old_keys_free_nothing_after() {
+        let mut slab = Slab::default();
+        let old_epoch = slab.epoch;
+        let keys: Vec<usize> = (0..100).map(|_| spawn(&mut slab)).collect();
+        slab.remove(keys[3], old_epoch, None);
+        assert_eq!(slab.locations().len(), 99);
+        assert_eq!(slab.take_all().len(), 99);
+        assert_eq!(slab.len(), 0);
+        let new_key = spawn(&mut slab);
+        assert_eq!(new_key, 0);
+        // A task of the old epoch finishing late leaves the new task alone.
+        assert!(slab.remove(keys[0], old_epoch, None).is_none());
+        assert_eq!(slab.len(), 1);
+        assert!(slab.remove(new_key, slab.epoch, None).is_some());
+    }
+}
