@@ -67,6 +67,7 @@
 )]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod block_on;
 mod debug;
 mod error;
 mod event_loop;
@@ -77,12 +78,12 @@ pub mod plugin;
 mod policy;
 pub mod process;
 
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::time::Duration;
 
+pub use block_on::block_on;
 pub use debug::{DebugEvent, DebugHook, stderr_hook};
 pub use error::Error;
 pub use event_loop::{EventLoop, LoopBuilder, get_running_loop};
@@ -102,94 +103,6 @@ pub use polyloop_macros::policy_main;
 /// Runs an `async fn` test on a fresh loop of the chosen policy (the process-wide
 /// policy is left alone, since tests run in parallel).
 pub use polyloop_macros::policy_test;
-
-/// Runs a future to completion on this thread's event loop and returns its output.
-///
-/// It works on any thread with no set-up: it uses the policy's loop for this thread,
-/// and creates and sets one where there is none (where asyncio's `get_event_loop`
-/// would refuse). If the policy's loop is closed, a new one replaces it; if it is
-/// running on another thread (a policy with one loop for the whole process), a
-/// private loop runs the future and is closed after.
-///
-/// # Panics
-///
-/// When called from inside a running loop (a task, a callback): blocking there would
-/// stall the loop. Await the future instead, or [`spawn`] it. Also when the policy
-/// cannot make a loop (a bad `POLYLOOP_DEBUG`, for instance); the message says why.
-///
-/// # Examples
-///
-/// ```
-/// let v = polyloop::block_on(async { vec![1, 2, 3] });
-/// assert_eq!(v.len(), 3);
-///
-/// // any thread works
-/// let t = std::thread::spawn(|| polyloop::block_on(async { 5 }));
-/// assert_eq!(t.join().unwrap(), 5);
-/// ```
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let fork_generation = fork::generation();
-    if let Some(id) = event_loop::running_loop_id(fork_generation) {
-        panic!(
-            "polyloop::block_on was called from inside running event loop #{id}; blocking here \
-             would stall that loop. Await the future instead, or start it with polyloop::spawn",
-        );
-    }
-    // The policy's loop for this thread, cached while the policy generation holds (read
-    // before the lookup, so a change during it leaves the cache stale, not wrong).
-    let (generation, cacheable) = policy::loop_generation();
-    // A forked child must not reuse its parent's loop either.
-    let generation = (generation, fork_generation);
-    let cached = LOOP_CACHE.with(Cell::take).filter(|(g, _)| *g == generation);
-    let lp = match cached {
-        Some((_, lp)) if !lp.is_closed() => lp,
-        _ => policy_loop(),
-    };
-    // No loop runs on this thread (checked above, in this fork generation).
-    let out = match lp.claim(fork_generation) {
-        Ok(guard) => {
-            guard.run_until_complete(future).unwrap_or_else(|e| panic!("polyloop::block_on: {e}"))
-        }
-        // The policy's loop is closed, or busy elsewhere: run on a private loop.
-        Err(_) => return run_private(future),
-    };
-    if cacheable {
-        LOOP_CACHE.with(|c| c.set(Some((generation, lp))));
-    }
-    out
-}
-
-/// Runs `future` on a loop of its own, closed after.
-fn run_private<F: Future>(future: F) -> F::Output {
-    let private = get_event_loop_policy()
-        .new_event_loop()
-        .unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
-    let out =
-        private.run_until_complete(future).unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
-    let _ = private.close();
-    out
-}
-
-thread_local! {
-    /// The loop `block_on` used last on this thread, and the policy and fork
-    /// generations then.
-    static LOOP_CACHE: Cell<Option<((u64, u64), EventLoop)>> = const { Cell::new(None) };
-}
-
-/// The policy's loop for this thread; a new one (set as current) where there is none or
-/// it is closed.
-fn policy_loop() -> EventLoop {
-    let policy = get_event_loop_policy();
-    match policy.get_event_loop() {
-        Ok(lp) if !lp.is_closed() => lp,
-        _ => {
-            let lp = policy.new_event_loop().unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
-            // A policy that refuses to set it still lets us run it.
-            let _ = policy.set_event_loop(Some(lp.clone()));
-            lp
-        }
-    }
-}
 
 /// Runs `future` on a fresh loop made by `factory`, then closes the loop, as
 /// asyncio's `run(main, loop_factory=...)`. It bypasses the policy and the registry.
