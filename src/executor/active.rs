@@ -7,8 +7,9 @@
 //! slots one after the other, however the tasks of earlier bursts finished. (A stack
 //! of freed keys hands them out in the order the tasks finished, and after some rounds
 //! of tasks finishing slightly out of order, each spawn wrote to a cold slot.) Freeing
-//! a key clears one bit in a bitmap small enough to stay in cache, and never touches
-//! the slot: a slot whose bit is clear is stale and never read.
+//! a key clears one bit in a bitmap small enough to stay in cache and reads the slot
+//! (in spawn order too, when tasks finish in about that order); a slot whose bit is
+//! clear is stale and never read.
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -28,9 +29,7 @@ const BITS: usize = u64::BITS as usize;
 /// without it, a detached task that nothing can wake would be freed by async-task
 /// without its future being dropped, and the set would point at freed memory. Whoever
 /// takes a task out of the set, under its lock, releases that reference:
-/// `Tracked::drop` after freeing the key, or `Slab::take_all` for `cancel_all`. A
-/// task's [`Tracked`] future keeps a copy that owns nothing, taken at its first poll, so
-/// that freeing the key of a polled task never reads its (by then cold) slot.
+/// `Tracked::drop` after freeing the key, or `Slab::take_all` for `cancel_all`.
 #[derive(Clone, Copy)]
 pub(crate) struct TaskRef(NonNull<()>, &'static RawWakerVTable);
 
@@ -116,11 +115,10 @@ impl Slab {
         self.len += 1;
     }
 
-    /// Frees `key` and gives its task, whose reference the caller must release;
-    /// `known` is the task if the caller knows it, else the slot is read. Does nothing
-    /// and gives `None` if the set was emptied since the key was given (by `take_all`,
-    /// which took the reference).
-    fn remove(&mut self, key: usize, epoch: u32, known: Option<TaskRef>) -> Option<TaskRef> {
+    /// Frees `key` and gives its task, whose reference the caller must release. Does
+    /// nothing and gives `None` if the set was emptied since the key was given (by
+    /// `take_all`, which took the reference).
+    fn remove(&mut self, key: usize, epoch: u32) -> Option<TaskRef> {
         if epoch != self.epoch {
             return None;
         }
@@ -128,7 +126,7 @@ impl Slab {
         debug_assert!(self.used[key / BITS] & bit != 0, "a live key is freed once");
         self.used[key / BITS] &= !bit;
         self.len -= 1;
-        known.or_else(|| self.slots[key].map(|slot| slot.task))
+        self.slots[key].map(|slot| slot.task)
     }
 
     /// The live tasks.
@@ -204,7 +202,7 @@ unsafe impl Send for Registration {}
 impl Registration {
     /// Wraps the task's future so that dropping it frees this place.
     pub(crate) fn wrap<F: Future>(self, future: F) -> Tracked<F> {
-        Tracked { future, registration: self, own: None }
+        Tracked { future, registration: self }
     }
 }
 
@@ -212,9 +210,6 @@ impl Registration {
 pub(crate) struct Tracked<F> {
     future: F,
     registration: Registration,
-    /// This very task, copied from the waker of its first poll; it owns no reference
-    /// (the set does, see [`TaskRef`]). It spares reading the slot on drop.
-    own: Option<TaskRef>,
 }
 
 impl<F: Future> Future for Tracked<F> {
@@ -222,14 +217,8 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // SAFETY: `future` is structurally pinned: it is never moved out of `Tracked`,
-        // and `Drop` below does not touch it; `own` is not pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        if this.own.is_none() {
-            // async-task polls a task with a waker of that task.
-            this.own = Some(TaskRef::new(cx.waker()));
-        }
-        // SAFETY: see above.
-        unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
+        // and `Drop` below does not touch it.
+        unsafe { self.map_unchecked_mut(|t| &mut t.future) }.poll(cx)
     }
 }
 
@@ -239,7 +228,7 @@ impl<F> Drop for Tracked<F> {
         // SAFETY: the task's schedule function keeps the state alive until after its
         // future is dropped (see `Registration`).
         let state = unsafe { &*r.state };
-        let owned = state.active().remove(r.key as usize, r.epoch, self.own);
+        let owned = state.active().remove(r.key as usize, r.epoch);
         if let Some(task) = owned {
             // SAFETY: `remove` took the task out of the set under its lock, so its
             // reference is ours to release. The task outlives it: its future is being
@@ -290,7 +279,7 @@ mod tests {
             // Finish them in a scrambled order.
             for i in 0..1000 {
                 let key = keys[(i * 7919 + round) % 1000];
-                assert!(slab.remove(key, slab.epoch, None).is_some());
+                assert!(slab.remove(key, slab.epoch).is_some());
             }
             assert_eq!(slab.len(), 0);
             let again: Vec<usize> = (0..1000).map(|_| spawn(&mut slab)).collect();
@@ -308,7 +297,7 @@ mod tests {
         let long_lived: Vec<usize> = (0..640).map(|_| spawn(&mut slab)).collect();
         // Free every tenth key: 90 % stay taken.
         for key in long_lived.iter().step_by(10) {
-            slab.remove(*key, slab.epoch, None);
+            slab.remove(*key, slab.epoch);
         }
         // The free keys of the cursor's word are used, then the set grows: no scan
         // from the start while most keys are taken.
@@ -318,7 +307,7 @@ mod tests {
         // Churn: one short task at a time keeps reusing a key.
         for _ in 0..10_000 {
             let k = spawn(&mut slab);
-            slab.remove(k, slab.epoch, None);
+            slab.remove(k, slab.epoch);
         }
         assert!(slab.slots.len() <= 2 * slab.len() + BITS, "grew to {}", slab.slots.len());
     }
@@ -328,7 +317,7 @@ mod tests {
         let mut slab = Slab::default();
         let keys: Vec<usize> = (0..256).map(|_| spawn(&mut slab)).collect();
         for key in &keys[..200] {
-            slab.remove(*key, slab.epoch, None);
+            slab.remove(*key, slab.epoch);
         }
         let capacity = slab.slots.len();
         let reused: Vec<usize> = (0..200).map(|_| spawn(&mut slab)).collect();
@@ -343,15 +332,15 @@ mod tests {
         let mut slab = Slab::default();
         let old_epoch = slab.epoch;
         let keys: Vec<usize> = (0..100).map(|_| spawn(&mut slab)).collect();
-        slab.remove(keys[3], old_epoch, None);
+        slab.remove(keys[3], old_epoch);
         assert_eq!(slab.locations().len(), 99);
         assert_eq!(slab.take_all().len(), 99);
         assert_eq!(slab.len(), 0);
         let new_key = spawn(&mut slab);
         assert_eq!(new_key, 0);
         // A task of the old epoch finishing late leaves the new task alone.
-        assert!(slab.remove(keys[0], old_epoch, None).is_none());
+        assert!(slab.remove(keys[0], old_epoch).is_none());
         assert_eq!(slab.len(), 1);
-        assert!(slab.remove(new_key, slab.epoch, None).is_some());
+        assert!(slab.remove(new_key, slab.epoch).is_some());
     }
 }
