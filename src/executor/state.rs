@@ -48,6 +48,8 @@ pub(crate) struct State {
     home_thread: AtomicU64,
     /// The local queue of every runner, for stealing.
     locals: RwLock<Vec<Arc<ConcurrentQueue<Runnable>>>>,
+    /// How many runners there are (`locals.len()`, without the lock).
+    runners: AtomicUsize,
     /// Idle runners wait here.
     sleepers: Event,
     /// How many runners are registered in `sleepers` (see [`Sleeper`]).
@@ -82,6 +84,7 @@ impl State {
             home: ConcurrentQueue::unbounded(),
             home_thread: AtomicU64::new(0),
             locals: RwLock::new(Vec::new()),
+            runners: AtomicUsize::new(0),
             sleepers: Event::new(),
             sleeping: AtomicUsize::new(0),
             active: Mutex::new(Slab::default()),
@@ -229,6 +232,7 @@ impl Runner {
     pub(crate) fn new(state: &Arc<State>) -> Runner {
         let local = Arc::new(ConcurrentQueue::bounded(LOCAL_CAPACITY));
         state.locals.write().unwrap_or_else(PoisonError::into_inner).push(local.clone());
+        state.runners.fetch_add(1, Ordering::Relaxed);
         Runner {
             state: state.clone(),
             local,
@@ -267,8 +271,11 @@ impl Runner {
                 return Some(r);
             }
         }
-        if let Ok(r) = self.local.pop() {
-            return Some(r);
+        // Two loads to see it empty cost less than a failed pop.
+        if !self.local.is_empty() {
+            if let Ok(r) = self.local.pop() {
+                return Some(r);
+            }
         }
         if let Some(r) = self.pop_home() {
             return Some(r);
@@ -288,9 +295,14 @@ impl Runner {
         self.state.home.pop().ok()
     }
 
-    /// Takes one runnable from the global queue and moves a share of the rest locally.
+    /// Takes one runnable from the global queue and moves a share of the rest locally
+    /// (where the other runners only take from it when they run dry).
     fn pop_global(&self) -> Option<Runnable> {
         let first = self.state.global.pop().ok()?;
+        // A runner on its own would only add a push and a pop to every task.
+        if self.state.runners.load(Ordering::Relaxed) <= 1 {
+            return Some(first);
+        }
         let share = (self.state.global.len() / 2).min(LOCAL_CAPACITY / 2);
         for _ in 0..share {
             match self.state.global.pop() {
@@ -347,6 +359,7 @@ impl Drop for Runner {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|q| !Arc::ptr_eq(q, &self.local));
+        self.state.runners.fetch_sub(1, Ordering::Relaxed);
         // Hand what is left to the other runners.
         let mut moved = false;
         if let Some(r) = self.next.take() {
