@@ -72,7 +72,7 @@ fn polyloop_timers() -> Run {
                     polyloop::spawn(async move {
                         let d = deadline(&base, off);
                         let late = Instant::now() >= d;
-                        polyloop::sleep(d.saturating_duration_since(Instant::now())).await;
+                        polyloop::sleep_until(d).await;
                         (Instant::now() - d, late)
                     })
                 })

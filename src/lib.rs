@@ -14,7 +14,7 @@
 //! time, and I/O types from `async-io` just work:
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //!
 //! polyloop::block_on(async {
 //!     let tasks: Vec<_> = (0..10).map(|i| polyloop::spawn(async move { i * 2 })).collect();
@@ -35,7 +35,7 @@
 //! `close`, and callbacks with `call_soon`, `call_later` and `call_at`:
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //!
 //! let lp = polyloop::new_event_loop()?;
 //! let stopper = lp.clone();
@@ -81,7 +81,7 @@ pub mod process;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use block_on::block_on;
 pub use debug::{DebugEvent, DebugHook, stderr_hook};
@@ -230,6 +230,27 @@ pub async fn sleep(duration: Duration) {
     async_io::Timer::after(duration).await;
 }
 
+/// Waits until `deadline` (at once if it has passed), as tokio's `sleep_until`.
+///
+/// Cheaper than `sleep(deadline - now)` when the deadline is known: it reads no clock
+/// of its own.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let deadline = Instant::now() + Duration::from_millis(10);
+/// polyloop::block_on(polyloop::sleep_until(deadline));
+/// assert!(Instant::now() >= deadline);
+///
+/// // A deadline in the past is no error: the sleep ends at once.
+/// polyloop::block_on(polyloop::sleep_until(deadline - Duration::from_millis(5)));
+/// ```
+pub async fn sleep_until(deadline: Instant) {
+    async_io::Timer::at(deadline).await;
+}
+
 /// Gives the other tasks a turn, then resumes.
 pub async fn yield_now() {
     futures_lite::future::yield_now().await
@@ -245,7 +266,7 @@ pub async fn yield_now() {
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 ///
 /// polyloop::block_on(async {
 ///     assert_eq!(polyloop::timeout(Duration::from_secs(5), async { 1 }).await, Ok(1));
