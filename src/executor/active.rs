@@ -11,11 +11,12 @@
 //! (in spawn order too, when tasks finish in about that order); a slot whose bit is
 //! clear is stale and never read.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::pin::Pin;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use super::state::State;
@@ -58,11 +59,61 @@ impl TaskRef {
     }
 }
 
-/// What the set keeps of a live task.
+/// What the set keeps of a live task: its address, and the number of its kind (16
+/// bytes, where its waker vtable and spawn location would take 24).
 #[derive(Clone, Copy)]
 struct Slot {
-    task: TaskRef,
-    loc: &'static Location<'static>,
+    data: NonNull<()>,
+    kind: u32,
+}
+
+// SAFETY: a slot stands for a `TaskRef` (see its `Send` impl): its address is only
+// made into a waker by whoever takes the task out of the set.
+unsafe impl Send for Slot {}
+
+/// The kinds of tasks, numbered: a kind is a waker vtable (one per task type) with a
+/// spawn location. A program has few of each, so slots keep a kind's number.
+#[derive(Default)]
+struct Kinds {
+    list: Vec<(&'static RawWakerVTable, &'static Location<'static>)>,
+    numbers: HashMap<(usize, usize), u32>,
+    /// The kind numbered last, and its number: spawns in a loop are all of one kind.
+    /// `(0, 0)` (no kind) at first.
+    last: (usize, usize),
+    last_number: u32,
+}
+
+impl Kinds {
+    /// The number of a kind, numbering it if it is new.
+    #[inline]
+    fn number(&mut self, vtable: &'static RawWakerVTable, loc: &'static Location<'static>) -> u32 {
+        let key = (ptr::from_ref(vtable) as usize, ptr::from_ref(loc) as usize);
+        if key == self.last {
+            return self.last_number;
+        }
+        self.number_slow(key, vtable, loc)
+    }
+
+    #[cold]
+    fn number_slow(
+        &mut self,
+        key: (usize, usize),
+        vtable: &'static RawWakerVTable,
+        loc: &'static Location<'static>,
+    ) -> u32 {
+        let list = &mut self.list;
+        let n = *self.numbers.entry(key).or_insert_with(|| {
+            list.push((vtable, loc));
+            u32::try_from(list.len() - 1).expect("fewer than 2^32 kinds of tasks")
+        });
+        (self.last, self.last_number) = (key, n);
+        n
+    }
+
+    #[inline]
+    fn get(&self, n: u32) -> (&'static RawWakerVTable, &'static Location<'static>) {
+        self.list[n as usize]
+    }
 }
 
 /// The live tasks of an executor, by key. Keys of finished tasks are reused.
@@ -74,6 +125,7 @@ pub(crate) struct Slab {
     used: Vec<u64>,
     /// The word of `used` where the search for a free key starts.
     cursor: usize,
+    kinds: Kinds,
     len: usize,
     /// Bumped by `cancel_all`; a key is only freed by a task of the same epoch.
     epoch: u32,
@@ -109,15 +161,18 @@ impl Slab {
     }
 
     /// Adds a task under `key`, a key given by `vacant` since the last insert.
+    #[inline]
     fn insert(&mut self, key: usize, task: TaskRef, loc: &'static Location<'static>) {
         self.used[key / BITS] |= 1 << (key % BITS);
-        self.slots[key] = Some(Slot { task, loc });
+        let kind = self.kinds.number(task.1, loc);
+        self.slots[key] = Some(Slot { data: task.0, kind });
         self.len += 1;
     }
 
     /// Frees `key` and gives its task, whose reference the caller must release. Does
     /// nothing and gives `None` if the set was emptied since the key was given (by
     /// `take_all`, which took the reference).
+    #[inline]
     fn remove(&mut self, key: usize, epoch: u32) -> Option<TaskRef> {
         if epoch != self.epoch {
             return None;
@@ -126,21 +181,23 @@ impl Slab {
         debug_assert!(self.used[key / BITS] & bit != 0, "a live key is freed once");
         self.used[key / BITS] &= !bit;
         self.len -= 1;
-        self.slots[key].map(|slot| slot.task)
+        self.slots[key].map(|slot| TaskRef(slot.data, self.kinds.get(slot.kind).0))
     }
 
-    /// The live tasks.
-    fn iter(&self) -> impl Iterator<Item = Slot> + '_ {
+    /// The live tasks, and where each was spawned.
+    fn iter(&self) -> impl Iterator<Item = (TaskRef, &'static Location<'static>)> + '_ {
         self.used.iter().enumerate().flat_map(move |(i, &word)| {
-            (0..BITS)
-                .filter(move |b| word & (1 << b) != 0)
-                .filter_map(move |b| self.slots[i * BITS + b])
+            (0..BITS).filter(move |b| word & (1 << b) != 0).filter_map(move |b| {
+                let slot = self.slots[i * BITS + b]?;
+                let (vtable, loc) = self.kinds.get(slot.kind);
+                Some((TaskRef(slot.data, vtable), loc))
+            })
         })
     }
 
     /// Where each live task was spawned.
     pub(crate) fn locations(&self) -> Vec<&'static Location<'static>> {
-        self.iter().map(|slot| slot.loc).collect()
+        self.iter().map(|(_, loc)| loc).collect()
     }
 
     /// Empties the set and gives a waker of each task it held, which owns the set's
@@ -150,7 +207,7 @@ impl Slab {
             .iter()
             // SAFETY: the task leaves the set here, under its lock, and the new epoch
             // keeps its `Tracked::drop` from releasing the reference again.
-            .map(|slot| unsafe { slot.task.into_waker() })
+            .map(|(task, _)| unsafe { task.into_waker() })
             .collect();
         self.used.iter_mut().for_each(|w| *w = 0);
         self.cursor = 0;
@@ -252,10 +309,21 @@ mod tests {
         TaskRef::new(&waker)
     }
 
+    #[track_caller]
     fn spawn(slab: &mut Slab) -> usize {
         let key = slab.vacant();
         slab.insert(key, task(), Location::caller());
         key
+    }
+
+    /// Another kind of task: another vtable.
+    fn other_task() -> TaskRef {
+        use std::task::RawWaker;
+        const OTHER: RawWakerVTable =
+            RawWakerVTable::new(|p| RawWaker::new(p, &OTHER), |_| {}, |_| {}, |_| {});
+        // SAFETY: the vtable never reads the data pointer.
+        let waker = unsafe { Waker::new(NonNull::<u32>::dangling().as_ptr().cast(), &OTHER) };
+        TaskRef::new(&waker)
     }
 
     /// How many times a sequence of keys goes down: 0 is spawn order, 1 is spawn
@@ -325,6 +393,35 @@ mod tests {
         assert_eq!(sorted(reused), (0..200).collect::<Vec<_>>());
         assert_eq!(slab.slots.len(), capacity, "no growth while keys are free");
         assert_eq!(slab.len(), 256);
+    }
+
+    #[test]
+    fn each_task_keeps_its_own_vtable_and_location() {
+        let mut slab = Slab::default();
+        let (a, b) = (task(), other_task());
+        let (here, there) = (Location::caller(), spawn_site());
+        let mut keys = Vec::new();
+        for i in 0..300 {
+            let key = slab.vacant();
+            // Kinds alternate, and come back after others.
+            let (t, loc) = if i % 3 == 0 { (b, there) } else { (a, here) };
+            slab.insert(key, t, loc);
+            keys.push((key, t, loc));
+        }
+        let mut locs = slab.locations();
+        assert_eq!(locs.iter().filter(|l| std::ptr::eq(**l, there)).count(), 100);
+        locs.retain(|l| std::ptr::eq(*l, here));
+        assert_eq!(locs.len(), 200);
+        for (key, t, _) in keys {
+            let got = slab.remove(key, slab.epoch).expect("a live key");
+            assert!(std::ptr::eq(got.1, t.1) && got.0 == t.0, "key {key}: another task's parts");
+        }
+        assert_eq!(slab.kinds.list.len(), 2, "two kinds, each numbered once");
+    }
+
+    #[track_caller]
+    fn spawn_site() -> &'static Location<'static> {
+        Location::caller()
     }
 
     #[test]
