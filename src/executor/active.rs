@@ -94,6 +94,7 @@ impl Kinds {
         self.number_slow(key, vtable, loc)
     }
 
+    /// `number` for a kind other than the last one.
     #[cold]
     fn number_slow(
         &mut self,
@@ -125,6 +126,7 @@ pub(crate) struct Slab {
     used: Vec<u64>,
     /// The word of `used` where the search for a free key starts.
     cursor: usize,
+    /// What the slots' kind numbers stand for.
     kinds: Kinds,
     len: usize,
     /// Bumped by `cancel_all`; a key is only freed by a task of the same epoch.
