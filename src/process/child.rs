@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::process::{ExitStatus, Output};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use async_io::Async;
@@ -56,8 +57,9 @@ pub struct Child {
     pub stderr: Option<ChildStderr>,
     exit: ChildExit,
     status: Option<ExitStatus>,
-    /// Signals go through it, so a recycled pid is never hit.
-    pidfd: Option<OwnedFd>,
+    /// Signals go through it, so a recycled pid is never hit. Shared with the
+    /// watcher that waits on it, if it is a pidfd watcher.
+    pidfd: Option<Arc<OwnedFd>>,
     kill_on_drop: bool,
 }
 
@@ -65,7 +67,7 @@ impl Child {
     pub(crate) fn new(
         child: &mut std::process::Child,
         exit: ChildExit,
-        pidfd: Option<OwnedFd>,
+        pidfd: Option<Arc<OwnedFd>>,
         kill_on_drop: bool,
     ) -> Child {
         Child {
@@ -165,7 +167,7 @@ impl Child {
             return Ok(());
         }
         let sent = match &self.pidfd {
-            Some(fd) => rustix::process::pidfd_send_signal(fd, Signal::KILL),
+            Some(fd) => rustix::process::pidfd_send_signal(&**fd, Signal::KILL),
             None => {
                 let pid = rustix::process::Pid::from_raw(self.pid as i32)
                     .expect("a spawned child's pid is positive");

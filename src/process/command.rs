@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 use std::sync::Arc;
 
-use rustix::process::{Pid, PidfdFlags};
+use rustix::process::Pid;
 
 use super::child::Child;
 use super::watcher::{ChildWatchError, ChildWatcher, pidfd};
@@ -172,20 +172,25 @@ impl Command {
         let mut std_child = self.inner.spawn()?;
         let pid = std_child.id();
         // Opened before anyone can reap the child, so it names this child for good.
+        // Shared with the watcher, which need not open its own.
         let pidfd = if pidfd::is_supported() {
-            Pid::from_raw(pid as i32)
-                .and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok())
+            Pid::from_raw(pid as i32).and_then(|p| pidfd::open(p).ok()).map(Arc::new)
         } else {
             None
         };
-        let exit = watcher.watch(pid);
+        let exit = match &pidfd {
+            Some(fd) => watcher.watch_spawned(pid, fd.clone()),
+            None => watcher.watch(pid),
+        };
         if let Some(err) = exit.take_error() {
             // The watcher refused the child (it was closed since `is_active`, say):
             // nobody would reap it. Kill it (through the pidfd, which cannot hit a
             // recycled pid) and reap it here, so that no zombie is left.
             let _ = match &pidfd {
-                Some(fd) => rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL)
-                    .map_err(io::Error::from),
+                Some(fd) => {
+                    rustix::process::pidfd_send_signal(&**fd, rustix::process::Signal::KILL)
+                        .map_err(io::Error::from)
+                }
                 None => std_child.kill(),
             };
             let _ = std_child.wait();

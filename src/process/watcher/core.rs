@@ -107,17 +107,29 @@ impl Core {
     }
 
     /// Records `waiter` for `pid`. `start` runs under the lock for a pid not yet
-    /// watched, after the checks; an error from it is returned and nothing is recorded.
-    ///
-    /// `check_child` says whether to ask the kernel that `pid` is our unreaped child
-    /// (the fast watcher asks under its own rules).
+    /// watched, after the checks (among them, that the kernel says `pid` is our
+    /// unreaped child); an error from it is returned and nothing is recorded.
     pub(crate) fn add(
         &self,
         pid: u32,
         waiter: Waiter,
         start: impl FnOnce(&mut State) -> io::Result<()>,
     ) -> Result<Added, (io::Error, Waiter)> {
-        let (added, after) = self.add_later(pid, waiter, start)?;
+        let (added, after) = self.add_inner(pid, waiter, true, start)?;
+        after.run();
+        Ok(added)
+    }
+
+    /// As `add`, for a child this process has just spawned and not reaped: the kernel
+    /// is not asked whether `pid` is our child. (Had other code reaped it meanwhile,
+    /// the backend's reap reports that instead.)
+    pub(crate) fn add_spawned(
+        &self,
+        pid: u32,
+        waiter: Waiter,
+        start: impl FnOnce(&mut State) -> io::Result<()>,
+    ) -> Result<Added, (io::Error, Waiter)> {
+        let (added, after) = self.add_inner(pid, waiter, false, start)?;
         after.run();
         Ok(added)
     }
@@ -128,6 +140,17 @@ impl Core {
         &self,
         pid: u32,
         waiter: Waiter,
+        start: impl FnOnce(&mut State) -> io::Result<()>,
+    ) -> Result<(Added, AfterLock), (io::Error, Waiter)> {
+        self.add_inner(pid, waiter, true, start)
+    }
+
+    /// `add_later`, asking the kernel whether `pid` is our child only if `check`.
+    fn add_inner(
+        &self,
+        pid: u32,
+        waiter: Waiter,
+        check: bool,
         start: impl FnOnce(&mut State) -> io::Result<()>,
     ) -> Result<(Added, AfterLock), (io::Error, Waiter)> {
         if let Err(e) = validate_pid(pid) {
@@ -146,7 +169,8 @@ impl Core {
             let old = state.handlers.insert(pid, waiter);
             return Ok((Added::Replaced, old.map_or(AfterLock::Nothing, AfterLock::Drop)));
         }
-        if let Err(e) = check_child(pid).and_then(|()| start(&mut state)) {
+        let checked = if check { check_child(pid) } else { Ok(()) };
+        if let Err(e) = checked.and_then(|()| start(&mut state)) {
             return Err((e, waiter));
         }
         state.watched.insert(pid);
@@ -437,9 +461,10 @@ fn pid_max() -> u32 {
 
 /// The `ChildWatcher`, `Default` and `Debug` impls of a watcher made of a [`Core`] (field
 /// `core`) and an `add(pid, waiter)` method that starts watching one child (pidfd,
-/// threaded): everything but how a child is watched.
+/// threaded): everything but how a child is watched. More trait methods may follow the
+/// type, in braces.
 macro_rules! core_watcher {
-    ($ty:ident) => {
+    ($ty:ident $({ $($extra:tt)* })?) => {
         impl $crate::process::ChildWatcher for $ty {
             fn name(&self) -> &str {
                 self.core.name
@@ -478,6 +503,8 @@ macro_rules! core_watcher {
             fn watch(&self, pid: u32) -> $crate::process::ChildExit {
                 $crate::process::watcher::core::watch_with(pid, |pid, w| self.add(pid, w))
             }
+
+            $($($extra)*)?
         }
 
         impl Default for $ty {

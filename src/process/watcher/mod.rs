@@ -25,6 +25,7 @@ mod sigchld;
 mod threaded;
 
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -98,6 +99,17 @@ pub trait ChildWatcher: Send + Sync + fmt::Debug + 'static {
     ///
     /// The future resolves to an error carrying a [`ChildWatchError`]; see there.
     fn watch(&self, pid: u32) -> ChildExit;
+
+    /// [`watch`](ChildWatcher::watch), for a child that this process has just spawned
+    /// and not reaped, with a pidfd that names it (what [`Command`](super::Command)
+    /// does). A watcher that waits through pidfds uses this one instead of opening its
+    /// own, and need not ask the kernel whether `pid` is a child of ours; the default
+    /// ignores it and calls `watch`.
+    #[doc(hidden)]
+    fn watch_spawned(&self, pid: u32, pidfd: Arc<OwnedFd>) -> ChildExit {
+        drop(pidfd);
+        self.watch(pid)
+    }
 }
 
 /// The kinds of child watcher, by the names `POLYLOOP_CHILD_WATCHER` takes.

@@ -2,13 +2,14 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_io::Async;
-use rustix::process::{PidfdFlags, WaitId, WaitIdOptions};
+use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions};
 
 use super::core::{self, Added, Core, Waiter};
-use super::exit::from_waitid_status;
+use super::exit::{ChildExit, from_waitid_status};
 use super::readable::{Next, Readable};
 
 /// Watches each child through a pidfd (`pidfd_open`, Linux 5.3+) registered with the
@@ -54,15 +55,60 @@ impl PidfdChildWatcher {
     }
 
     fn add(&self, pid: u32, waiter: Waiter) -> Result<(), (io::Error, Waiter)> {
+        self.add_with(pid, waiter, None)
+    }
+
+    /// Records `waiter` for `pid` and watches the child through `spawned`, a pidfd of a
+    /// child this process has just spawned (no second pidfd, and no asking the kernel
+    /// whether it is ours), else through a pidfd opened here.
+    fn add_with(
+        &self,
+        pid: u32,
+        waiter: Waiter,
+        spawned: Option<Arc<OwnedFd>>,
+    ) -> Result<(), (io::Error, Waiter)> {
+        let known_child = spawned.is_some();
         let mut registration = None;
-        let added = self.core.add(pid, waiter, |_| {
-            registration = Some(register(&self.core, pid)?);
+        let start = |_: &mut core::State| {
+            let fd = match spawned {
+                Some(fd) => fd,
+                None => Arc::new(open_for(pid)?),
+            };
+            registration = Some(register(&self.core, pid, fd)?);
             Ok(())
-        })?;
+        };
+        let added = if known_child {
+            self.core.add_spawned(pid, waiter, start)?
+        } else {
+            self.core.add(pid, waiter, start)?
+        };
         if let (Added::New, Some(r)) = (added, registration) {
             r.arm();
         }
         Ok(())
+    }
+}
+
+/// Opens a pidfd for `pid`: non-blocking where the kernel can (Linux 5.10+), as the
+/// reactor wants its fds, else a plain one (see [`register`]).
+pub(crate) fn open(pid: Pid) -> rustix::io::Result<OwnedFd> {
+    static NONBLOCK: AtomicBool = AtomicBool::new(true);
+    if NONBLOCK.load(Ordering::Relaxed) {
+        match rustix::process::pidfd_open(pid, PidfdFlags::NONBLOCK) {
+            // A kernel older than the flag.
+            Err(rustix::io::Errno::INVAL) => NONBLOCK.store(false, Ordering::Relaxed),
+            opened => return opened,
+        }
+    }
+    rustix::process::pidfd_open(pid, PidfdFlags::empty())
+}
+
+/// `open` for a pid being watched: a pid that names no process is not our child.
+fn open_for(pid: u32) -> io::Result<OwnedFd> {
+    match open(core::validate_pid(pid)?) {
+        Ok(fd) => Ok(fd),
+        Err(rustix::io::Errno::SRCH) => Err(core::not_child(pid)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -76,23 +122,23 @@ pub(crate) fn is_supported() -> bool {
 
 /// Watches `pid` (already recorded in `core`) through a pidfd, from now on.
 pub(crate) fn watch_pid(core: &Arc<Core>, pid: u32) -> io::Result<()> {
-    register(core, pid)?.arm();
+    register(core, pid, Arc::new(open_for(pid)?))?.arm();
     Ok(())
 }
 
-/// Opens a pidfd for `pid` and registers it; the reactor calls us once it is readable.
-fn register(core: &Arc<Core>, pid: u32) -> io::Result<Readable> {
-    let p = core::validate_pid(pid)?;
-    let fd = match rustix::process::pidfd_open(p, PidfdFlags::empty()) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::SRCH) => return Err(core::not_child(pid)),
-        Err(e) => return Err(e.into()),
-    };
+/// Registers the pidfd of `pid`; the reactor calls us once it is readable. The fd may
+/// be shared with the `Child`, which signals through it: it is closed once both are
+/// done with it, and it is deregistered first.
+fn register(core: &Arc<Core>, pid: u32, fd: Arc<OwnedFd>) -> io::Result<Readable<Arc<OwnedFd>>> {
+    // No read or write ever goes through it (readiness only, then a `WNOHANG` reap),
+    // so a pidfd from a kernel without `PIDFD_NONBLOCK` does not need to be switched
+    // to non-blocking mode either.
+    let source = Async::new_nonblocking(fd)?;
     let core = core.clone();
-    Readable::new(fd, move |fd| on_exit(&core, pid, fd))
+    Ok(Readable::new(source, move |fd| on_exit(&core, pid, fd)))
 }
 
-fn on_exit(core: &Core, pid: u32, fd: &Async<OwnedFd>) -> Next {
+fn on_exit(core: &Core, pid: u32, fd: &Async<Arc<OwnedFd>>) -> Next {
     let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
     let status = loop {
         match rustix::process::waitid(WaitId::PidFd(fd.as_fd_ref()), opts) {
@@ -112,11 +158,15 @@ trait AsFdRef {
     fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_>;
 }
 
-impl AsFdRef for Async<OwnedFd> {
+impl AsFdRef for Async<Arc<OwnedFd>> {
     fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
         self.get_ref().as_fd()
     }
 }
 
-super::core::core_watcher!(PidfdChildWatcher);
+super::core::core_watcher!(PidfdChildWatcher {
+    fn watch_spawned(&self, pid: u32, pidfd: Arc<OwnedFd>) -> ChildExit {
+        core::watch_with(pid, |pid, w| self.add_with(pid, w, Some(pidfd)))
+    }
+});

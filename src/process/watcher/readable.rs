@@ -4,7 +4,7 @@
 //! The reactor is driven by whichever thread runs a loop, or by async-io's own
 //! thread when none does, so this works whether or not any loop runs.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -19,35 +19,37 @@ pub(crate) enum Next {
     Stop,
 }
 
-type OnReady = Box<dyn Fn(&Async<OwnedFd>) -> Next + Send + Sync>;
+type OnReady<T> = Box<dyn Fn(&Async<T>) -> Next + Send + Sync>;
 
-/// A registration; it ends when the function says [`Next::Stop`] or on [`Readable::stop`].
-pub(crate) struct Readable {
-    inner: Arc<Inner>,
+/// A registration of an fd (an `OwnedFd`, or one shared through an `Arc`); it ends when
+/// the function says [`Next::Stop`] or on [`Readable::stop`].
+pub(crate) struct Readable<T: AsFd + Send + Sync + 'static> {
+    inner: Arc<Inner<T>>,
 }
 
-struct Inner {
-    /// `None` once stopped. Dropping the `Async` deregisters the fd before closing it.
+struct Inner<T: AsFd + Send + Sync + 'static> {
+    /// `None` once stopped. Dropping the `Async` deregisters the fd before closing it
+    /// (or before dropping our share of it).
     /// Shared so that no lock is held while the function runs (it may stop us).
-    source: Mutex<Option<Arc<Async<OwnedFd>>>>,
-    on_ready: OnReady,
+    source: Mutex<Option<Arc<Async<T>>>>,
+    on_ready: OnReady<T>,
     /// The waker given to the reactor; weak, so a stopped registration is freed.
-    this: Weak<Inner>,
+    this: Weak<Inner<T>>,
 }
 
-impl Readable {
-    /// Registers `fd` with the reactor. Nothing is called until [`Readable::arm`].
+impl<T: AsFd + Send + Sync + 'static> Readable<T> {
+    /// Takes `source`, already registered with the reactor (`Async::new`). Nothing is
+    /// called until [`Readable::arm`].
     pub(crate) fn new(
-        fd: OwnedFd,
-        on_ready: impl Fn(&Async<OwnedFd>) -> Next + Send + Sync + 'static,
-    ) -> std::io::Result<Readable> {
-        let source = Async::new(fd)?;
+        source: Async<T>,
+        on_ready: impl Fn(&Async<T>) -> Next + Send + Sync + 'static,
+    ) -> Readable<T> {
         let inner = Arc::new_cyclic(|this| Inner {
             source: Mutex::new(Some(Arc::new(source))),
             on_ready: Box::new(on_ready),
             this: this.clone(),
         });
-        Ok(Readable { inner })
+        Readable { inner }
     }
 
     /// Checks readiness now (calling the function if ready) and asks the reactor to
@@ -62,7 +64,7 @@ impl Readable {
     }
 }
 
-impl Inner {
+impl<T: AsFd + Send + Sync + 'static> Inner<T> {
     fn stop(&self) {
         let source = self.source.lock().unwrap_or_else(PoisonError::into_inner).take();
         drop(source);
@@ -102,7 +104,7 @@ impl Inner {
     }
 }
 
-impl Wake for Inner {
+impl<T: AsFd + Send + Sync + 'static> Wake for Inner<T> {
     fn wake(self: Arc<Self>) {
         self.poll();
     }

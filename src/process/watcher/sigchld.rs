@@ -26,7 +26,7 @@ type Listener = Arc<dyn Fn() + Send + Sync>;
 
 struct Hub {
     sig: SigId,
-    reader: Readable,
+    reader: Readable<std::os::fd::OwnedFd>,
 }
 
 static HUB: Mutex<Option<Hub>> = Mutex::new(None);
@@ -91,8 +91,9 @@ fn start() -> io::Result<Hub> {
     // SAFETY: the action only calls write(2) (rustix issues the raw syscall and does not
     // touch errno or allocate), which is async-signal-safe; it captures only an fd.
     let sig = unsafe { signal_hook_registry::register(sigchld(), action)? };
-    let reader = match Readable::new(read, on_readable) {
-        Ok(r) => r,
+    // Non-blocking already: no need for `Async::new` to set it.
+    let reader = match async_io::Async::new_nonblocking(read) {
+        Ok(source) => Readable::new(source, on_readable),
         Err(e) => {
             signal_hook_registry::unregister(sig);
             return Err(e);
