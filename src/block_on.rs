@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
+use std::ptr;
 
 use crate::{EventLoop, event_loop, fork, get_event_loop_policy, policy};
 
@@ -49,22 +50,30 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     let (generation, cacheable) = policy::loop_generation();
     // A forked child must not reuse its parent's loop either.
     let generation = (generation, fork_generation);
-    let (entry, cacheable) = match LOOP_CACHE.with(Cell::take) {
-        Some(entry) if entry.generation == generation && !entry.lp.is_closed() => {
-            (entry, cacheable)
+    let cached = LOOP_CACHE.with(|c| {
+        // SAFETY: a shared look at the cache; nothing writes it during this closure.
+        match unsafe { &*c.as_ptr() } {
+            Some(e) if cacheable && e.generation == generation && !e.lp.is_closed() => {
+                Some(ptr::from_ref::<EventLoop>(&e.lp))
+            }
+            _ => None,
         }
-        stale => {
-            drop(stale.map(Cached::into_loop));
-            // Arms the release at thread exit; once the thread is exiting, nothing is
-            // cached any more.
-            let armed = CACHE_OWNER.try_with(|_| ()).is_ok();
-            (Cached { generation, lp: ManuallyDrop::new(policy_loop()) }, cacheable && armed)
+    });
+    let fresh;
+    let lp: &EventLoop = match cached {
+        // SAFETY: the entry stays in the cache, unchanged, until this call is done with
+        // it. The cache is only written by `refill` (below, before a loop is used) and
+        // by `CacheOwner` when the thread exits; and a `block_on` nested in this one
+        // panics before it looks at the cache, since the loop is marked running on this
+        // thread before the future is polled.
+        Some(lp) => unsafe { &*lp },
+        None => {
+            fresh = refill(generation, cacheable);
+            &fresh
         }
     };
-    // Back into the cache when done, also when the future panics.
-    let entry = PutBack(ManuallyDrop::new(entry), cacheable);
     // No loop runs on this thread (checked above, in this fork generation).
-    match entry.0.lp.claim(fork_generation) {
+    match lp.claim(fork_generation) {
         Ok(guard) => {
             guard.run_until_complete(future).unwrap_or_else(|e| panic!("polyloop::block_on: {e}"))
         }
@@ -73,7 +82,28 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// The policy's loop for this thread, put in the cache if the policy lets loops be
+/// cached.
+#[cold]
+#[inline(never)]
+fn refill(generation: (u64, u64), cacheable: bool) -> EventLoop {
+    let lp = policy_loop();
+    // Arms the release at thread exit; once the thread is exiting, nothing is cached
+    // any more.
+    if cacheable && CACHE_OWNER.try_with(|_| ()).is_ok() {
+        let entry = Cached { generation, lp: ManuallyDrop::new(lp.clone()) };
+        // The old entry is dropped outside `with`: dropping a loop may run destructors
+        // of its tasks, which may call `block_on`.
+        if let Some(old) = LOOP_CACHE.with(|c| c.replace(Some(entry))) {
+            drop(old.into_loop());
+        }
+    }
+    lp
+}
+
 /// Runs `future` on a loop of its own, closed after.
+#[cold]
+#[inline(never)]
 fn run_private<F: Future>(future: F) -> F::Output {
     let private = get_event_loop_policy()
         .new_event_loop()
@@ -109,34 +139,13 @@ thread_local! {
 /// A loop in the cache, and the policy and fork generations it was found in.
 struct Cached {
     generation: (u64, u64),
-    /// Owned: released by [`Cached::into_loop`], by [`PutBack`] or by [`CacheOwner`].
+    /// Owned: released through [`Cached::into_loop`] by `refill` or [`CacheOwner`].
     lp: ManuallyDrop<EventLoop>,
 }
 
 impl Cached {
     fn into_loop(self) -> EventLoop {
         ManuallyDrop::into_inner(self.lp)
-    }
-}
-
-/// Puts a loop taken from the cache back (if the policy lets loops be cached), or
-/// releases it.
-struct PutBack(ManuallyDrop<Cached>, bool);
-
-impl Drop for PutBack {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: `self.0` is taken once, here, and never used again.
-        let entry = unsafe { ManuallyDrop::take(&mut self.0) };
-        if !self.1 {
-            drop(entry.into_loop());
-            return;
-        }
-        // Usually empty since we took it; a nested `block_on` (from a destructor of the
-        // future's output, say) may have filled it meanwhile.
-        if let Some(other) = LOOP_CACHE.with(|c| c.replace(Some(entry))) {
-            drop(other.into_loop());
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
@@ -88,7 +88,6 @@ pub(crate) struct RunGuard<'a> {
 
 impl RunGuard<'_> {
     pub(crate) fn run_until_complete<F: Future>(self, future: F) -> Result<F::Output, Error> {
-        let inner = &*self.lp.inner;
         let mut future = pin!(future);
         // A future that is ready at once needs neither the executor nor the reactor:
         // poll it once here (a spurious poll is harmless to a pending one).
@@ -96,6 +95,14 @@ impl RunGuard<'_> {
             drop(self);
             return Ok(out);
         }
+        self.run_polled(future)
+    }
+
+    /// Runs the loop until `future`, polled once already, completes. Kept out of line,
+    /// so that a ready future's path stays short.
+    #[inline(never)]
+    fn run_polled<F: Future>(self, mut future: Pin<&mut F>) -> Result<F::Output, Error> {
+        let inner = &*self.lp.inner;
         let stopped = async {
             wait_stopped(inner).await;
             None
