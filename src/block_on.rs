@@ -89,14 +89,13 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 fn refill(generation: (u64, u64), cacheable: bool) -> EventLoop {
     let lp = policy_loop();
     // Arms the release at thread exit; once the thread is exiting, nothing is cached
-    // any more.
-    if cacheable && CACHE_OWNER.try_with(|_| ()).is_ok() {
-        let entry = Cached { generation, lp: ManuallyDrop::new(lp.clone()) };
-        // The old entry is dropped outside `with`: dropping a loop may run destructors
-        // of its tasks, which may call `block_on`.
-        if let Some(old) = LOOP_CACHE.with(|c| c.replace(Some(entry))) {
-            drop(old.into_loop());
-        }
+    // any more. A stale entry is let go either way.
+    let entry = (cacheable && CACHE_OWNER.try_with(|_| ()).is_ok())
+        .then(|| Cached { generation, lp: ManuallyDrop::new(lp.clone()) });
+    // The old entry is dropped outside `with`: dropping a loop may run destructors of
+    // its tasks, which may call `block_on`.
+    if let Some(old) = LOOP_CACHE.with(|c| c.replace(entry)) {
+        drop(old.into_loop());
     }
     lp
 }
