@@ -26,7 +26,6 @@ use concurrent_queue::{ConcurrentQueue, PushError};
 use event_listener::{Event, EventListener};
 
 use super::active::Slab;
-
 use super::sync::{
     Arc, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local, fence,
 };
