@@ -107,29 +107,19 @@ impl Core {
     }
 
     /// Records `waiter` for `pid`. `start` runs under the lock for a pid not yet
-    /// watched, after the checks (among them, that the kernel says `pid` is our
-    /// unreaped child); an error from it is returned and nothing is recorded.
+    /// watched, after the checks; an error from it is returned and nothing is recorded.
+    ///
+    /// Among the checks, the kernel is asked whether `pid` is our unreaped child, unless
+    /// `spawned_here`: the caller has just spawned it and not reaped it. (Had other code
+    /// reaped it meanwhile, the backend's reap reports that instead.)
     pub(crate) fn add(
         &self,
         pid: u32,
         waiter: Waiter,
+        spawned_here: bool,
         start: impl FnOnce(&mut State) -> io::Result<()>,
     ) -> Result<Added, (io::Error, Waiter)> {
-        let (added, after) = self.add_inner(pid, waiter, true, start)?;
-        after.run();
-        Ok(added)
-    }
-
-    /// As `add`, for a child this process has just spawned and not reaped: the kernel
-    /// is not asked whether `pid` is our child. (Had other code reaped it meanwhile,
-    /// the backend's reap reports that instead.)
-    pub(crate) fn add_spawned(
-        &self,
-        pid: u32,
-        waiter: Waiter,
-        start: impl FnOnce(&mut State) -> io::Result<()>,
-    ) -> Result<Added, (io::Error, Waiter)> {
-        let (added, after) = self.add_inner(pid, waiter, false, start)?;
+        let (added, after) = self.add_later(pid, waiter, spawned_here, start)?;
         after.run();
         Ok(added)
     }
@@ -140,17 +130,7 @@ impl Core {
         &self,
         pid: u32,
         waiter: Waiter,
-        start: impl FnOnce(&mut State) -> io::Result<()>,
-    ) -> Result<(Added, AfterLock), (io::Error, Waiter)> {
-        self.add_inner(pid, waiter, true, start)
-    }
-
-    /// `add_later`, asking the kernel whether `pid` is our child only if `check`.
-    fn add_inner(
-        &self,
-        pid: u32,
-        waiter: Waiter,
-        check: bool,
+        spawned_here: bool,
         start: impl FnOnce(&mut State) -> io::Result<()>,
     ) -> Result<(Added, AfterLock), (io::Error, Waiter)> {
         if let Err(e) = validate_pid(pid) {
@@ -169,7 +149,7 @@ impl Core {
             let old = state.handlers.insert(pid, waiter);
             return Ok((Added::Replaced, old.map_or(AfterLock::Nothing, AfterLock::Drop)));
         }
-        let checked = if check { check_child(pid) } else { Ok(()) };
+        let checked = if spawned_here { Ok(()) } else { check_child(pid) };
         if let Err(e) = checked.and_then(|()| start(&mut state)) {
             return Err((e, waiter));
         }

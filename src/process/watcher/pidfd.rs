@@ -1,8 +1,7 @@
 //! `PidfdChildWatcher`: a pidfd per child, polled by the reactor.
 
 use std::io;
-use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 
 use async_io::Async;
@@ -67,21 +66,16 @@ impl PidfdChildWatcher {
         waiter: Waiter,
         spawned: Option<Arc<OwnedFd>>,
     ) -> Result<(), (io::Error, Waiter)> {
-        let known_child = spawned.is_some();
+        let spawned_here = spawned.is_some();
         let mut registration = None;
-        let start = |_: &mut core::State| {
+        let added = self.core.add(pid, waiter, spawned_here, |_| {
             let fd = match spawned {
                 Some(fd) => fd,
                 None => Arc::new(open_for(pid)?),
             };
             registration = Some(register(&self.core, pid, fd)?);
             Ok(())
-        };
-        let added = if known_child {
-            self.core.add_spawned(pid, waiter, start)?
-        } else {
-            self.core.add(pid, waiter, start)?
-        };
+        })?;
         if let (Added::New, Some(r)) = (added, registration) {
             r.arm();
         }
@@ -89,17 +83,9 @@ impl PidfdChildWatcher {
     }
 }
 
-/// Opens a pidfd for `pid`: non-blocking where the kernel can (Linux 5.10+), as the
-/// reactor wants its fds, else a plain one (see [`register`]).
+/// Opens a pidfd for `pid`. Blocking mode is fine for the reactor: nothing is ever
+/// read from it (readiness only, then a `WNOHANG` reap; see [`register`]).
 pub(crate) fn open(pid: Pid) -> rustix::io::Result<OwnedFd> {
-    static NONBLOCK: AtomicBool = AtomicBool::new(true);
-    if NONBLOCK.load(Ordering::Relaxed) {
-        match rustix::process::pidfd_open(pid, PidfdFlags::NONBLOCK) {
-            // A kernel older than the flag.
-            Err(rustix::io::Errno::INVAL) => NONBLOCK.store(false, Ordering::Relaxed),
-            opened => return opened,
-        }
-    }
     rustix::process::pidfd_open(pid, PidfdFlags::empty())
 }
 
@@ -131,8 +117,7 @@ pub(crate) fn watch_pid(core: &Arc<Core>, pid: u32) -> io::Result<()> {
 /// done with it, and it is deregistered first.
 fn register(core: &Arc<Core>, pid: u32, fd: Arc<OwnedFd>) -> io::Result<Readable<Arc<OwnedFd>>> {
     // No read or write ever goes through it (readiness only, then a `WNOHANG` reap),
-    // so a pidfd from a kernel without `PIDFD_NONBLOCK` does not need to be switched
-    // to non-blocking mode either.
+    // so it need not be switched to non-blocking mode.
     let source = Async::new_nonblocking(fd)?;
     let core = core.clone();
     Ok(Readable::new(source, move |fd| on_exit(&core, pid, fd)))
@@ -141,7 +126,7 @@ fn register(core: &Arc<Core>, pid: u32, fd: Arc<OwnedFd>) -> io::Result<Readable
 fn on_exit(core: &Core, pid: u32, fd: &Async<Arc<OwnedFd>>) -> Next {
     let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
     let status = loop {
-        match rustix::process::waitid(WaitId::PidFd(fd.as_fd_ref()), opts) {
+        match rustix::process::waitid(WaitId::PidFd(fd.as_fd()), opts) {
             Ok(Some(status)) => break Ok(from_waitid_status(&status)),
             // Readable, yet not exited: a spurious wake-up.
             Ok(None) => return Next::Again,
@@ -152,17 +137,6 @@ fn on_exit(core: &Core, pid: u32, fd: &Async<Arc<OwnedFd>>) -> Next {
     };
     core.complete(pid, status);
     Next::Stop
-}
-
-trait AsFdRef {
-    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_>;
-}
-
-impl AsFdRef for Async<Arc<OwnedFd>> {
-    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.get_ref().as_fd()
-    }
 }
 
 super::core::core_watcher!(PidfdChildWatcher {

@@ -81,7 +81,7 @@ impl Engine {
         }
         // The SIGCHLD action was armed in `new`, before any of these children could
         // be watched; the scan below catches a child that exited before this call.
-        if let Added::New = self.core.add(pid, waiter, |_| Ok(()))? {
+        if let Added::New = self.core.add(pid, waiter, false, |_| Ok(()))? {
             match self.mode {
                 Mode::MultiLoop => self.scan(Some(pid)),
                 Mode::Safe | Mode::Fast => self.schedule_scan(),
@@ -110,7 +110,7 @@ impl Engine {
                 }
             };
         }
-        let (added, after) = self.core.add_later(pid, waiter, |_| Ok(()))?;
+        let (added, after) = self.core.add_later(pid, waiter, false, |_| Ok(()))?;
         fast.owners.insert(pid, Arc::downgrade(self));
         drop(guard);
         after.run();

@@ -47,7 +47,7 @@ impl ThreadedChildWatcher {
 
     fn add(&self, pid: u32, waiter: Waiter) -> Result<(), (io::Error, Waiter)> {
         let mut fallback = false;
-        let added = self.core.add(pid, waiter, |_| {
+        let added = self.core.add(pid, waiter, false, |_| {
             let core = self.core.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("polyloop-wait-{pid}"))
