@@ -440,8 +440,9 @@ fn pid_max() -> u32 {
 }
 
 /// The `ChildWatcher`, `Default` and `Debug` impls of a watcher made of a [`Core`] (field
-/// `core`) and an `add(pid, waiter)` method that starts watching one child (pidfd,
-/// threaded): everything but how a child is watched. More trait methods may follow the
+/// `core`), an `add(pid, waiter)` method that starts watching one child (pidfd,
+/// threaded) and an `after_close()` method that lets go of what no child needs:
+/// everything but how a child is watched. More trait methods may follow the
 /// type, in braces.
 macro_rules! core_watcher {
     ($ty:ident $({ $($extra:tt)* })?) => {
@@ -478,6 +479,7 @@ macro_rules! core_watcher {
             fn close(&self) {
                 // What each child holds (a pidfd, a waiting thread) ends with it.
                 self.core.close();
+                self.after_close();
             }
 
             fn watch(&self, pid: u32) -> $crate::process::ChildExit {

@@ -1,20 +1,30 @@
-//! `PidfdChildWatcher`: a pidfd per child, polled by the reactor.
+//! `PidfdChildWatcher`: a pidfd per child, in an epoll set that the reactor polls.
 
+use std::collections::HashMap;
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, OnceLock};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use async_io::Async;
+use rustix::event::{Timespec, epoll};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions};
 
-use super::core::{self, Added, Core, Waiter};
+use super::core::{self, Core, Waiter};
+use super::error::ChildWatchError;
 use super::exit::{ChildExit, from_waitid_status};
 use super::readable::{Next, Readable};
 
-/// Watches each child through a pidfd (`pidfd_open`, Linux 5.3+) registered with the
-/// async-io reactor: no threads, no signals, and it leaves other code's children alone.
+/// Watches each child through a pidfd (`pidfd_open`, Linux 5.3+): no threads, no
+/// signals, and it leaves other code's children alone.
 ///
-/// When a pidfd turns readable, the child is reaped with `waitid(P_PIDFD)`, which cannot
+/// The pidfds go into one epoll set per watcher, which the async-io reactor polls as a
+/// single fd: a watch costs one `epoll_ctl`, and children that end together are reaped
+/// in one go. The set is made at the first watch and kept while the watcher lives; it
+/// is closed once nothing is watched and nothing more can be (the watcher is closed or
+/// dropped; children still running then are reaped first). When a pidfd turns readable, the child is reaped with `waitid(P_PIDFD)`, which cannot
 /// hit a recycled pid. Whoever drives the reactor notices the exit: a running loop, or
 /// async-io's own thread when none runs, so `watch` works with or without a loop. A loop
 /// given to `attach_loop` runs the handlers; without one they run on the child
@@ -37,6 +47,9 @@ use super::readable::{Next, Readable};
 /// ```
 pub struct PidfdChildWatcher {
     core: Arc<Core>,
+    /// The epoll set of the children's pidfds; made at the first watch, and let go
+    /// once nothing is watched and nothing more can be (closed, or dropped).
+    set: Mutex<Option<PidfdSet>>,
 }
 
 impl PidfdChildWatcher {
@@ -45,7 +58,7 @@ impl PidfdChildWatcher {
     /// On a kernel without pidfds every watch fails with the kernel's error; see
     /// [`is_supported`](Self::is_supported).
     pub fn new() -> PidfdChildWatcher {
-        PidfdChildWatcher { core: Arc::new(Core::new("pidfd")) }
+        PidfdChildWatcher { core: Arc::new(Core::new("pidfd")), set: Mutex::new(None) }
     }
 
     /// Whether this kernel has pidfds (probed once with `pidfd_open(getpid())`).
@@ -66,20 +79,166 @@ impl PidfdChildWatcher {
         waiter: Waiter,
         spawned: Option<Arc<OwnedFd>>,
     ) -> Result<(), (io::Error, Waiter)> {
-        let spawned_here = spawned.is_some();
-        let mut registration = None;
-        let added = self.core.add(pid, waiter, spawned_here, |_| {
+        let pidfds = match self.pidfds() {
+            Ok(pidfds) => pidfds,
+            Err(e) => return Err((e, waiter)),
+        };
+        self.core.add(pid, waiter, spawned.is_some(), |_| {
             let fd = match spawned {
                 Some(fd) => fd,
                 None => Arc::new(open_for(pid)?),
             };
-            registration = Some(register(&self.core, pid, fd)?);
-            Ok(())
+            pidfds.insert(pid, fd)
         })?;
-        if let (Added::New, Some(r)) = (added, registration) {
-            r.arm();
+        Ok(())
+    }
+
+    /// The set the children's pidfds go into, made (and handed to the reactor) at the
+    /// first call.
+    fn pidfds(&self) -> io::Result<Arc<Pidfds>> {
+        if self.core.is_closed() {
+            return Err(ChildWatchError::Closed { watcher: self.core.name }.into());
+        }
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(set) = &*set {
+            return Ok(set.pidfds.clone());
+        }
+        let made = PidfdSet::new(self.core.clone())?;
+        let pidfds = made.pidfds.clone();
+        *set = Some(made);
+        Ok(pidfds)
+    }
+
+    /// Once closed, the set goes with the last watched child.
+    fn after_close(&self) {
+        self.release_set(|_| ());
+    }
+
+    /// Lets the set go if nothing is watched and nothing more can be: it stops once
+    /// the last watched child is reaped otherwise.
+    fn release_set(&self, unwanted: impl Fn(&Pidfds)) {
+        let set = self.set.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(set) = set {
+            unwanted(&set.pidfds);
+            if set.pidfds.idle_and_unwanted() {
+                set.readable.stop();
+            }
+        }
+    }
+}
+
+impl Drop for PidfdChildWatcher {
+    fn drop(&mut self) {
+        self.release_set(|pidfds| pidfds.orphaned.store(true, Ordering::SeqCst));
+    }
+}
+
+/// The pidfds of the children being watched, in an epoll set of their own that the
+/// reactor watches as one fd: a child costs one `epoll_ctl`, nothing in the reactor,
+/// and children that end together are reaped in one go.
+struct PidfdSet {
+    pidfds: Arc<Pidfds>,
+    /// The set's registration with the reactor, which calls [`Pidfds::reap_ready`].
+    readable: Readable<Arc<OwnedFd>>,
+}
+
+/// What the reactor's callback needs: the set, and the pidfds by pid.
+struct Pidfds {
+    core: Arc<Core>,
+    epoll: Arc<OwnedFd>,
+    /// The pidfd of each child in the set; waited on through this, never through the
+    /// pid, which is another process's once the child is reaped elsewhere.
+    fds: Mutex<HashMap<u32, Arc<OwnedFd>>>,
+    /// The watcher was dropped: no child will be added.
+    orphaned: AtomicBool,
+}
+
+/// How many ready pidfds one `epoll_wait` takes.
+const BATCH: usize = 64;
+
+impl PidfdSet {
+    fn new(core: Arc<Core>) -> io::Result<PidfdSet> {
+        let epoll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?);
+        let pidfds = Arc::new(Pidfds {
+            core,
+            epoll: epoll.clone(),
+            fds: Mutex::new(HashMap::new()),
+            orphaned: AtomicBool::new(false),
+        });
+        // An epoll fd is readable while one of its fds is ready; nothing reads it.
+        let source = Async::new_nonblocking(epoll)?;
+        let p = pidfds.clone();
+        let readable = Readable::new(source, move |_| p.reap_ready());
+        readable.arm();
+        Ok(PidfdSet { pidfds, readable })
+    }
+}
+
+impl Pidfds {
+    fn lock_fds(&self) -> MutexGuard<'_, HashMap<u32, Arc<OwnedFd>>> {
+        self.fds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts the pidfd of `pid` in the set, for one readiness.
+    fn insert(&self, pid: u32, fd: Arc<OwnedFd>) -> io::Result<()> {
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
+        self.lock_fds().insert(pid, fd.clone());
+        let added = epoll::add(&self.epoll, &fd, epoll::EventData::new_u64(pid.into()), flags);
+        if let Err(e) = added {
+            self.lock_fds().remove(&pid);
+            return Err(e.into());
         }
         Ok(())
+    }
+
+    /// Reaps every child whose pidfd is ready. A reaped child's pidfd leaves the set
+    /// when it is closed (by us and by its `Child`); until then its one-shot entry
+    /// stays disarmed.
+    fn reap_ready(&self) -> Next {
+        let mut events = [MaybeUninit::<epoll::Event>::uninit(); BATCH];
+        loop {
+            let now = Timespec { tv_sec: 0, tv_nsec: 0 };
+            let ready = match epoll::wait(&self.epoll, &mut events, Some(&now)) {
+                Ok((ready, _)) => ready,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    eprintln!("polyloop: pidfd child watcher: cannot read its epoll set: {e}");
+                    break;
+                }
+            };
+            let n = ready.len();
+            for event in ready.iter() {
+                self.reap(event.data.u64() as u32);
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        if self.idle_and_unwanted() { Next::Stop } else { Next::Again }
+    }
+
+    fn reap(&self, pid: u32) {
+        let Some(fd) = self.lock_fds().get(&pid).cloned() else { return };
+        let status = match reap(&fd, pid) {
+            Some(status) => status,
+            // Readable, yet not exited: a spurious wake-up; wait for the next one.
+            None => {
+                let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
+                let data = epoll::EventData::new_u64(pid.into());
+                match epoll::modify(&self.epoll, &*fd, data, flags) {
+                    Ok(()) => return,
+                    Err(e) => Err(e.into()),
+                }
+            }
+        };
+        self.lock_fds().remove(&pid);
+        self.core.complete(pid, status);
+    }
+
+    /// Nothing watched, and nothing more to come.
+    fn idle_and_unwanted(&self) -> bool {
+        let state = self.core.lock();
+        state.watched.is_empty() && (state.closed || self.orphaned.load(Ordering::SeqCst))
     }
 }
 
@@ -124,19 +283,28 @@ fn register(core: &Arc<Core>, pid: u32, fd: Arc<OwnedFd>) -> io::Result<Readable
 }
 
 fn on_exit(core: &Core, pid: u32, fd: &Async<Arc<OwnedFd>>) -> Next {
-    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
-    let status = loop {
-        match rustix::process::waitid(WaitId::PidFd(fd.as_fd()), opts) {
-            Ok(Some(status)) => break Ok(from_waitid_status(&status)),
-            // Readable, yet not exited: a spurious wake-up.
-            Ok(None) => return Next::Again,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::CHILD) => break Err(core::not_child(pid)),
-            Err(e) => break Err(e.into()),
+    match reap(fd.get_ref(), pid) {
+        Some(status) => {
+            core.complete(pid, status);
+            Next::Stop
         }
-    };
-    core.complete(pid, status);
-    Next::Stop
+        // Readable, yet not exited: a spurious wake-up.
+        None => Next::Again,
+    }
+}
+
+/// Reaps the child behind `fd` if it has exited: `None` if it has not.
+fn reap(fd: &OwnedFd, pid: u32) -> Option<io::Result<ExitStatus>> {
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+    loop {
+        return match rustix::process::waitid(WaitId::PidFd(fd.as_fd()), opts) {
+            Ok(Some(status)) => Some(Ok(from_waitid_status(&status))),
+            Ok(None) => None,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::CHILD) => Some(Err(core::not_child(pid))),
+            Err(e) => Some(Err(e.into())),
+        };
+    }
 }
 
 super::core::core_watcher!(PidfdChildWatcher {

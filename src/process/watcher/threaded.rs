@@ -69,6 +69,9 @@ impl ThreadedChildWatcher {
         }
         Ok(())
     }
+
+    /// Nothing to let go of: each waiting thread ends with its child.
+    fn after_close(&self) {}
 }
 
 fn wait_thread(core: &Core, pid: u32) {
