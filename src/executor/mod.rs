@@ -6,6 +6,7 @@
 //! I/O reactor.
 
 mod active;
+pub(crate) mod hooks;
 mod state;
 mod sync;
 mod task;
@@ -280,6 +281,8 @@ async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
     let mut woken = false;
     let mut streak = 0u32;
     std::future::poll_fn(move |cx| {
+        // Tells the registered hooks when this poll ends, whichever way it ends.
+        let _running = hooks::Running::enter();
         loop {
             if let Poll::Ready(out) = future.as_mut().poll(cx) {
                 return Poll::Ready(out);

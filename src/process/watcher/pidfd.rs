@@ -1,14 +1,18 @@
 //! `PidfdChildWatcher`: a pidfd per child, in an epoll set that the reactor polls.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::task::{Context, Wake, Waker};
+use std::time::Duration;
 
-use async_io::Async;
+use async_io::{Async, Timer};
 use rustix::event::{Timespec, epoll};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions};
 
@@ -16,6 +20,7 @@ use super::core::{self, Core, Waiter};
 use super::error::ChildWatchError;
 use super::exit::{ChildExit, from_waitid_status};
 use super::readable::{Next, Readable};
+use crate::executor::hooks::{self, RunnerHook};
 
 /// Watches each child through a pidfd (`pidfd_open`, Linux 5.3+): no threads, no
 /// signals, and it leaves other code's children alone.
@@ -49,7 +54,7 @@ pub struct PidfdChildWatcher {
     core: Arc<Core>,
     /// The epoll set of the children's pidfds; made at the first watch, and let go
     /// once nothing is watched and nothing more can be (closed, or dropped).
-    set: Mutex<Option<PidfdSet>>,
+    set: Mutex<Option<Arc<Pidfds>>>,
 }
 
 impl PidfdChildWatcher {
@@ -101,12 +106,11 @@ impl PidfdChildWatcher {
         }
         let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(set) = &*set {
-            return Ok(set.pidfds.clone());
+            return Ok(set.clone());
         }
-        let made = PidfdSet::new(self.core.clone())?;
-        let pidfds = made.pidfds.clone();
-        *set = Some(made);
-        Ok(pidfds)
+        let made = Pidfds::new(self.core.clone())?;
+        *set = Some(made.clone());
+        Ok(made)
     }
 
     /// Once closed, the set goes with the last watched child.
@@ -119,9 +123,9 @@ impl PidfdChildWatcher {
     fn release_set(&self, unwanted: impl Fn(&Pidfds)) {
         let set = self.set.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(set) = set {
-            unwanted(&set.pidfds);
-            if set.pidfds.idle_and_unwanted() {
-                set.readable.stop();
+            unwanted(&set);
+            if set.idle_and_unwanted() {
+                set.retire();
             }
         }
     }
@@ -136,59 +140,143 @@ impl Drop for PidfdChildWatcher {
 /// The pidfds of the children being watched, in an epoll set of their own that the
 /// reactor watches as one fd: a child costs one `epoll_ctl`, nothing in the reactor,
 /// and children that end together are reaped in one go.
-struct PidfdSet {
-    pidfds: Arc<Pidfds>,
-    /// The set's registration with the reactor, which calls [`Pidfds::reap_ready`].
-    readable: Readable<Arc<OwnedFd>>,
-}
-
-/// What the reactor's callback needs: the set, and the pidfds by pid.
+///
+/// Runners check the set themselves as they stop running ([`RunnerHook`]), so that
+/// children which end while a loop's thread is busy (each spawn keeps it busy until the
+/// child has exec'd) are reaped on that thread, not handed over from the thread that
+/// drives the reactor meanwhile. While a runner runs, the reactor reaps what is ready
+/// and then leaves the set unarmed ("paused"); the next runner to stop re-arms it, or
+/// the fallback timer does after [`PAUSE_LIMIT`], for a runner stuck in a long poll.
 struct Pidfds {
     core: Arc<Core>,
     epoll: Arc<OwnedFd>,
     /// The pidfd of each child in the set; waited on through this, never through the
     /// pid, which is another process's once the child is reaped elsewhere.
     fds: Mutex<HashMap<u32, Arc<OwnedFd>>>,
+    /// How many children are in the set, read without the lock.
+    len: AtomicUsize,
     /// The watcher was dropped: no child will be added.
     orphaned: AtomicBool,
+    /// The set's registration with the reactor, which calls [`Pidfds::on_reactor`];
+    /// taken when the set is retired.
+    readable: Mutex<Option<Arc<Readable<Arc<OwnedFd>>>>>,
+    /// How many runners are running.
+    busy: AtomicUsize,
+    /// The reactor left the set unarmed for a runner to check.
+    paused: AtomicBool,
+    fallback: Arc<Fallback>,
 }
 
 /// How many ready pidfds one `epoll_wait` takes.
 const BATCH: usize = 64;
 
-impl PidfdSet {
-    fn new(core: Arc<Core>) -> io::Result<PidfdSet> {
-        let epoll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?);
-        let pidfds = Arc::new(Pidfds {
-            core,
-            epoll: epoll.clone(),
-            fds: Mutex::new(HashMap::new()),
-            orphaned: AtomicBool::new(false),
-        });
-        // An epoll fd is readable while one of its fds is ready; nothing reads it.
-        let source = Async::new_nonblocking(epoll)?;
-        let p = pidfds.clone();
-        let readable = Readable::new(source, move |_| p.reap_ready());
-        readable.arm();
-        Ok(PidfdSet { pidfds, readable })
-    }
-}
+/// How long a paused set waits for a runner to stop before the reactor is asked to
+/// watch it again anyway.
+const PAUSE_LIMIT: Duration = Duration::from_millis(5);
 
 impl Pidfds {
+    /// A new set, registered with the reactor; it lives until [`Pidfds::retire`].
+    fn new(core: Arc<Core>) -> io::Result<Arc<Pidfds>> {
+        let epoll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?);
+        // An epoll fd is readable while one of its fds is ready; nothing reads it.
+        let source = Async::new_nonblocking(epoll.clone())?;
+        let pidfds = Arc::new_cyclic(|this| Pidfds {
+            core,
+            epoll,
+            fds: Mutex::new(HashMap::new()),
+            len: AtomicUsize::new(0),
+            orphaned: AtomicBool::new(false),
+            readable: Mutex::new(None),
+            busy: AtomicUsize::new(0),
+            paused: AtomicBool::new(false),
+            fallback: Arc::new(Fallback {
+                pidfds: this.clone(),
+                timer: Mutex::new(Timer::never()),
+                pending: AtomicBool::new(false),
+            }),
+        });
+        let p = pidfds.clone();
+        let readable = Arc::new(Readable::new(source, move |_| p.on_reactor()));
+        *pidfds.lock_readable() = Some(readable.clone());
+        readable.arm();
+        Ok(pidfds)
+    }
+
+    fn lock_readable(&self) -> MutexGuard<'_, Option<Arc<Readable<Arc<OwnedFd>>>>> {
+        self.readable.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Unregisters the set from the reactor and the runners; its fd closes once the
+    /// last runner that entered with it has left.
+    fn retire(&self) {
+        hooks::remove(self);
+        let readable = self.lock_readable().take();
+        if let Some(readable) = readable {
+            readable.stop();
+        }
+    }
+
+    /// The reactor found the set readable: reap, then re-arm, unless a runner is
+    /// running and will check the set as it stops.
+    fn on_reactor(&self) -> Next {
+        if self.reap_ready() == Next::Stop {
+            self.retire();
+            return Next::Stop;
+        }
+        if self.busy.load(Ordering::SeqCst) == 0 {
+            return Next::Again;
+        }
+        self.paused.store(true, Ordering::SeqCst);
+        // A runner that stopped before seeing `paused` set did not re-arm: do it here.
+        if self.busy.load(Ordering::SeqCst) == 0 && self.paused.swap(false, Ordering::SeqCst) {
+            return Next::Again;
+        }
+        self.fallback.start();
+        Next::Pause
+    }
+
+    /// Re-arms the set if the reactor left it paused.
+    fn resume(&self) {
+        if self.paused.load(Ordering::SeqCst) && self.paused.swap(false, Ordering::SeqCst) {
+            let readable = self.lock_readable().clone();
+            if let Some(readable) = readable {
+                readable.arm();
+            }
+        }
+    }
+
     fn lock_fds(&self) -> MutexGuard<'_, HashMap<u32, Arc<OwnedFd>>> {
         self.fds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts the pidfd of `pid` in the set, for one readiness.
-    fn insert(&self, pid: u32, fd: Arc<OwnedFd>) -> io::Result<()> {
+    /// Puts the pidfd of `pid` in the set, for one readiness. The runners are told
+    /// about the set while it holds children.
+    fn insert(self: &Arc<Self>, pid: u32, fd: Arc<OwnedFd>) -> io::Result<()> {
         let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
-        self.lock_fds().insert(pid, fd.clone());
+        {
+            let mut fds = self.lock_fds();
+            fds.insert(pid, fd.clone());
+            self.len.store(fds.len(), Ordering::SeqCst);
+            if fds.len() == 1 {
+                hooks::add(self.clone());
+            }
+        }
         let added = epoll::add(&self.epoll, &fd, epoll::EventData::new_u64(pid.into()), flags);
         if let Err(e) = added {
-            self.lock_fds().remove(&pid);
+            self.forget(pid);
             return Err(e.into());
         }
         Ok(())
+    }
+
+    fn forget(&self, pid: u32) {
+        let mut fds = self.lock_fds();
+        if fds.remove(&pid).is_some() {
+            self.len.store(fds.len(), Ordering::SeqCst);
+            if fds.is_empty() {
+                hooks::remove(self);
+            }
+        }
     }
 
     /// Reaps every child whose pidfd is ready. A reaped child's pidfd leaves the set
@@ -196,6 +284,7 @@ impl Pidfds {
     /// stays disarmed.
     fn reap_ready(&self) -> Next {
         let mut events = [MaybeUninit::<epoll::Event>::uninit(); BATCH];
+        let mut reaped = 0;
         loop {
             let now = Timespec { tv_sec: 0, tv_nsec: 0 };
             let ready = match epoll::wait(&self.epoll, &mut events, Some(&now)) {
@@ -210,11 +299,12 @@ impl Pidfds {
             for event in ready.iter() {
                 self.reap(event.data.u64() as u32);
             }
+            reaped += n;
             if n < BATCH {
                 break;
             }
         }
-        if self.idle_and_unwanted() { Next::Stop } else { Next::Again }
+        if reaped > 0 && self.idle_and_unwanted() { Next::Stop } else { Next::Again }
     }
 
     fn reap(&self, pid: u32) {
@@ -231,7 +321,7 @@ impl Pidfds {
                 }
             }
         };
-        self.lock_fds().remove(&pid);
+        self.forget(pid);
         self.core.complete(pid, status);
     }
 
@@ -239,6 +329,50 @@ impl Pidfds {
     fn idle_and_unwanted(&self) -> bool {
         let state = self.core.lock();
         state.watched.is_empty() && (state.closed || self.orphaned.load(Ordering::SeqCst))
+    }
+}
+
+impl RunnerHook for Pidfds {
+    fn enter(&self) {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn leave(&self) {
+        self.busy.fetch_sub(1, Ordering::SeqCst);
+        if self.len.load(Ordering::SeqCst) > 0 && self.reap_ready() == Next::Stop {
+            return self.retire();
+        }
+        self.resume();
+    }
+}
+
+/// Re-arms a paused set after [`PAUSE_LIMIT`], through a reactor timer.
+struct Fallback {
+    pidfds: Weak<Pidfds>,
+    timer: Mutex<Timer>,
+    /// The timer is set and has not fired.
+    pending: AtomicBool,
+}
+
+impl Fallback {
+    fn start(self: &Arc<Self>) {
+        if self.pending.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let waker = Waker::from(self.clone());
+        let mut timer = self.timer.lock().unwrap_or_else(PoisonError::into_inner);
+        timer.set_after(PAUSE_LIMIT);
+        // Registers the waker; it fires once.
+        let _ = Pin::new(&mut *timer).poll(&mut Context::from_waker(&waker));
+    }
+}
+
+impl Wake for Fallback {
+    fn wake(self: Arc<Self>) {
+        self.pending.store(false, Ordering::SeqCst);
+        if let Some(pidfds) = self.pidfds.upgrade() {
+            pidfds.resume();
+        }
     }
 }
 
