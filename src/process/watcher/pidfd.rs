@@ -20,7 +20,7 @@ use super::core::{self, Core, Waiter};
 use super::error::ChildWatchError;
 use super::exit::{ChildExit, from_waitid_status};
 use super::readable::{Next, Readable};
-use crate::executor::hooks::{self, RunnerHook};
+use crate::executor::busy::{self, Paused};
 
 /// Watches each child through a pidfd (`pidfd_open`, Linux 5.3+): no threads, no
 /// signals, and it leaves other code's children alone.
@@ -141,12 +141,12 @@ impl Drop for PidfdChildWatcher {
 /// reactor watches as one fd: a child costs one `epoll_ctl`, nothing in the reactor,
 /// and children that end together are reaped in one go.
 ///
-/// Runners check the set themselves as they stop running ([`RunnerHook`]), so that
-/// children which end while a loop's thread is busy (each spawn keeps it busy until the
-/// child has exec'd) are reaped on that thread, not handed over from the thread that
-/// drives the reactor meanwhile. While a runner runs, the reactor reaps what is ready
-/// and then leaves the set unarmed ("paused"); the next runner to stop re-arms it, or
-/// the fallback timer does after [`PAUSE_LIMIT`], for a runner stuck in a long poll.
+/// Children that end while a loop's thread is busy (each spawn keeps it busy until the
+/// child has exec'd) are reaped on that thread, not handed over one by one from the
+/// thread that drives the reactor meanwhile: when the reactor finds the set ready while
+/// a runner runs, it reaps what is ready and leaves the set unarmed ("paused", see
+/// [`busy`]); the next runner to stop reaps what came since and re-arms it, or the
+/// fallback timer does after [`PAUSE_LIMIT`], for a runner stuck in a long poll.
 struct Pidfds {
     core: Arc<Core>,
     epoll: Arc<OwnedFd>,
@@ -160,8 +160,6 @@ struct Pidfds {
     /// The set's registration with the reactor, which calls [`Pidfds::on_reactor`];
     /// taken when the set is retired.
     readable: Mutex<Option<Arc<Readable<Arc<OwnedFd>>>>>,
-    /// How many runners are running.
-    busy: AtomicUsize,
     /// The reactor left the set unarmed for a runner to check.
     paused: AtomicBool,
     fallback: Arc<Fallback>,
@@ -187,7 +185,6 @@ impl Pidfds {
             len: AtomicUsize::new(0),
             orphaned: AtomicBool::new(false),
             readable: Mutex::new(None),
-            busy: AtomicUsize::new(0),
             paused: AtomicBool::new(false),
             fallback: Arc::new(Fallback {
                 pidfds: this.clone(),
@@ -206,10 +203,10 @@ impl Pidfds {
         self.readable.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Unregisters the set from the reactor and the runners; its fd closes once the
-    /// last runner that entered with it has left.
+    /// Unregisters the set from the reactor; its fd closes once nothing (a runner
+    /// about to resume it, the fallback timer) holds it any more.
     fn retire(&self) {
-        hooks::remove(self);
+        busy::forget(self);
         let readable = self.lock_readable().take();
         if let Some(readable) = readable {
             readable.stop();
@@ -218,31 +215,25 @@ impl Pidfds {
 
     /// The reactor found the set readable: reap, then re-arm, unless a runner is
     /// running and will check the set as it stops.
-    fn on_reactor(&self) -> Next {
+    fn on_reactor(self: &Arc<Self>) -> Next {
         if self.reap_ready() == Next::Stop {
             self.retire();
             return Next::Stop;
         }
-        if self.busy.load(Ordering::SeqCst) == 0 {
+        if !busy::any_running() {
             return Next::Again;
         }
         self.paused.store(true, Ordering::SeqCst);
-        // A runner that stopped before seeing `paused` set did not re-arm: do it here.
-        if self.busy.load(Ordering::SeqCst) == 0 && self.paused.swap(false, Ordering::SeqCst) {
-            return Next::Again;
+        if !busy::pause(self.clone()) {
+            // No runner any more: unless one resumed the set meanwhile, re-arm here.
+            return if self.paused.swap(false, Ordering::SeqCst) {
+                Next::Again
+            } else {
+                Next::Pause
+            };
         }
         self.fallback.start();
         Next::Pause
-    }
-
-    /// Re-arms the set if the reactor left it paused.
-    fn resume(&self) {
-        if self.paused.load(Ordering::SeqCst) && self.paused.swap(false, Ordering::SeqCst) {
-            let readable = self.lock_readable().clone();
-            if let Some(readable) = readable {
-                readable.arm();
-            }
-        }
     }
 
     fn lock_fds(&self) -> MutexGuard<'_, HashMap<u32, Arc<OwnedFd>>> {
@@ -258,7 +249,7 @@ impl Pidfds {
             fds.insert(pid, fd.clone());
             self.len.store(fds.len(), Ordering::SeqCst);
             if fds.len() == 1 {
-                hooks::add(self.clone());
+                busy::want(true);
             }
         }
         let added = epoll::add(&self.epoll, &fd, epoll::EventData::new_u64(pid.into()), flags);
@@ -274,7 +265,7 @@ impl Pidfds {
         if fds.remove(&pid).is_some() {
             self.len.store(fds.len(), Ordering::SeqCst);
             if fds.is_empty() {
-                hooks::remove(self);
+                busy::want(false);
             }
         }
     }
@@ -332,17 +323,20 @@ impl Pidfds {
     }
 }
 
-impl RunnerHook for Pidfds {
-    fn enter(&self) {
-        self.busy.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn leave(&self) {
-        self.busy.fetch_sub(1, Ordering::SeqCst);
-        if self.len.load(Ordering::SeqCst) > 0 && self.reap_ready() == Next::Stop {
+impl Paused for Pidfds {
+    /// Reaps what came while the set was paused, and re-arms it.
+    fn resume(&self) {
+        if !(self.paused.load(Ordering::SeqCst) && self.paused.swap(false, Ordering::SeqCst)) {
+            return;
+        }
+        busy::forget(self);
+        if self.reap_ready() == Next::Stop {
             return self.retire();
         }
-        self.resume();
+        let readable = self.lock_readable().clone();
+        if let Some(readable) = readable {
+            readable.arm();
+        }
     }
 }
 
