@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
@@ -153,8 +153,6 @@ struct Pidfds {
     /// The pidfd of each child in the set; waited on through this, never through the
     /// pid, which is another process's once the child is reaped elsewhere.
     fds: Mutex<HashMap<u32, Arc<OwnedFd>>>,
-    /// How many children are in the set, read without the lock.
-    len: AtomicUsize,
     /// The watcher was dropped: no child will be added.
     orphaned: AtomicBool,
     /// The set's registration with the reactor, which calls [`Pidfds::on_reactor`];
@@ -182,7 +180,6 @@ impl Pidfds {
             core,
             epoll,
             fds: Mutex::new(HashMap::new()),
-            len: AtomicUsize::new(0),
             orphaned: AtomicBool::new(false),
             readable: Mutex::new(None),
             paused: AtomicBool::new(false),
@@ -240,14 +237,13 @@ impl Pidfds {
         self.fds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts the pidfd of `pid` in the set, for one readiness. The runners are told
-    /// about the set while it holds children.
-    fn insert(self: &Arc<Self>, pid: u32, fd: Arc<OwnedFd>) -> io::Result<()> {
+    /// Puts the pidfd of `pid` in the set, for one readiness. While the set holds
+    /// children, runners are counted ([`busy::want`]).
+    fn insert(&self, pid: u32, fd: Arc<OwnedFd>) -> io::Result<()> {
         let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
         {
             let mut fds = self.lock_fds();
             fds.insert(pid, fd.clone());
-            self.len.store(fds.len(), Ordering::SeqCst);
             if fds.len() == 1 {
                 busy::want(true);
             }
@@ -262,11 +258,8 @@ impl Pidfds {
 
     fn forget(&self, pid: u32) {
         let mut fds = self.lock_fds();
-        if fds.remove(&pid).is_some() {
-            self.len.store(fds.len(), Ordering::SeqCst);
-            if fds.is_empty() {
-                busy::want(false);
-            }
+        if fds.remove(&pid).is_some() && fds.is_empty() {
+            busy::want(false);
         }
     }
 
