@@ -110,3 +110,62 @@ fn many_children_at_once() {
         }
     });
 }
+
+#[test]
+fn many_status_calls_at_once_each_get_their_own_child() {
+    run(async {
+        let mut commands: Vec<Command> = (0..64)
+            .map(|i| {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(format!("exit {i}"));
+                c
+            })
+            .collect();
+        let mut pending: Vec<_> = commands.iter_mut().map(|c| Box::pin(c.status())).collect();
+        // One poll each starts every spawn before any is awaited to its end.
+        let mut statuses = vec![None; pending.len()];
+        for (i, s) in pending.iter_mut().enumerate() {
+            statuses[i] = futures_lite::future::poll_once(s).await.map(|s| s.unwrap().code());
+        }
+        for (i, s) in pending.into_iter().enumerate() {
+            if statuses[i].is_none() {
+                statuses[i] = Some(s.await.unwrap().code());
+            }
+        }
+        let statuses: Vec<_> = statuses.into_iter().map(Option::unwrap).collect();
+        assert_eq!(statuses, (0..64).map(Some).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn a_dropped_status_leaves_the_command_ready_to_run_again() {
+    run(async {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 7"]);
+        for _ in 0..20 {
+            // Dropped after one poll: the child may not have started, may be starting,
+            // or may be running; either way the command is back, and no zombie stays.
+            let mut status = Box::pin(cmd.status());
+            assert!(futures_lite::future::poll_once(&mut status).await.is_none());
+        }
+        assert_eq!(cmd.status().await.unwrap().code(), Some(7));
+        assert_eq!(cmd.output().await.unwrap().status.code(), Some(7));
+    });
+}
+
+#[test]
+fn a_program_that_cannot_start_is_an_error_and_the_command_stays_usable() {
+    run(async {
+        let mut cmd = Command::new("/nonexistent/polyloop-no-such-program");
+        let err = cmd.status().await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        assert!(err.to_string().contains("polyloop-no-such-program"), "names the program: {err}");
+        let err = cmd.output().await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        let err = cmd.spawn().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot start \"/nonexistent/polyloop-no-such-program\": No such file or directory (os error 2)"
+        );
+    });
+}

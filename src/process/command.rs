@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rustix::process::Pid;
 
 use super::child::Child;
+use super::spawner;
 use super::watcher::{ChildWatchError, ChildWatcher, pidfd};
 
 /// Builds and spawns a child process, as `std::process::Command` does; its end is
@@ -143,7 +144,8 @@ impl Command {
     /// # Errors
     ///
     /// The policy's watcher cannot be made (a bad `POLYLOOP_CHILD_WATCHER`), it is
-    /// closed or inactive ([`ChildWatchError::Inactive`]), the spawn fails, or the
+    /// closed or inactive ([`ChildWatchError::Inactive`]), the spawn fails (the error
+    /// names the program and keeps the kind of the system error), or the
     /// watcher refuses the child once it is started (e.g. it was closed meanwhile by
     /// another thread): the child is then killed and reaped before this returns.
     pub fn spawn(&mut self) -> io::Result<Child> {
@@ -153,6 +155,26 @@ impl Command {
     /// `spawn`, with stdio not set for this spawn made by `stdin` (for stdin) and
     /// `out` (for stdout and stderr).
     fn spawn_with(&mut self, stdin: fn() -> Stdio, out: fn() -> Stdio) -> io::Result<Child> {
+        let watcher = self.prepare(stdin, out)?;
+        launch(&mut self.inner, &watcher, self.kill_on_drop)
+    }
+
+    /// `spawn_with` on a spawner thread: this thread is not blocked while the child
+    /// starts, and children of several such calls start in parallel.
+    async fn spawn_off(&mut self, stdin: fn() -> Stdio, out: fn() -> Stdio) -> io::Result<Child> {
+        let watcher = self.prepare(stdin, out)?;
+        let kill_on_drop = self.kill_on_drop;
+        spawner::spawn(&mut self.inner, move |cmd| launch(cmd, &watcher, kill_on_drop)).await
+    }
+
+    /// What a spawn decides on the calling thread: the watcher (attached to this
+    /// thread's running loop if it is inactive and this is the main thread, as asyncio
+    /// does), and the stdio of this spawn.
+    fn prepare(
+        &mut self,
+        stdin: fn() -> Stdio,
+        out: fn() -> Stdio,
+    ) -> io::Result<Arc<dyn ChildWatcher>> {
         let watcher = match &self.watcher {
             Some(w) => w.clone(),
             None => crate::get_event_loop_policy().get_child_watcher()?,
@@ -169,57 +191,72 @@ impl Command {
         self.inner.stdin(self.stdin.take().unwrap_or_else(stdin));
         self.inner.stdout(self.stdout.take().unwrap_or_else(out));
         self.inner.stderr(self.stderr.take().unwrap_or_else(out));
-        let mut std_child = self.inner.spawn()?;
-        let pid = std_child.id();
-        // Opened before anyone can reap the child, so it names this child for good.
-        // Shared with the watcher, which need not open its own.
-        let pidfd = if pidfd::is_supported() {
-            Pid::from_raw(pid as i32).and_then(|p| pidfd::open(p).ok()).map(Arc::new)
-        } else {
-            None
-        };
-        let exit = match &pidfd {
-            Some(fd) => watcher.watch_spawned(pid, fd.clone()),
-            None => watcher.watch(pid),
-        };
-        if let Some(err) = exit.take_error() {
-            // The watcher refused the child (it was closed since `is_active`, say):
-            // nobody would reap it. Kill it (through the pidfd, which cannot hit a
-            // recycled pid) and reap it here, so that no zombie is left.
-            let _ = match &pidfd {
-                Some(fd) => {
-                    rustix::process::pidfd_send_signal(&**fd, rustix::process::Signal::KILL)
-                        .map_err(io::Error::from)
-                }
-                None => std_child.kill(),
-            };
-            let _ = std_child.wait();
-            return Err(err);
-        }
-        let mut child = Child::new(&mut std_child, exit, pidfd, self.kill_on_drop);
-        // On failure `child` is dropped: killed if asked, reaped by the watcher.
-        child.set_pipes(&mut std_child)?;
-        Ok(child)
+        Ok(watcher)
     }
 
     /// Runs the child to its end and returns its status (stdio inherited unless set).
+    ///
+    /// The child is started on a spawner thread, which waits for it to exec: the
+    /// calling thread (a loop's, say) goes on meanwhile, and the children of many
+    /// `status` calls start in parallel. If this future is dropped, the command is
+    /// back in place once it is; a child already started is then reaped by its watcher
+    /// (killed first if [`kill_on_drop`](Command::kill_on_drop)).
     ///
     /// # Errors
     ///
     /// As [`spawn`](Command::spawn) and [`Child::status`].
     pub async fn status(&mut self) -> io::Result<ExitStatus> {
-        self.spawn()?.status().await
+        self.spawn_off(Stdio::inherit, Stdio::inherit).await?.status().await
     }
 
     /// Runs the child to its end, collecting its stdout and stderr (piped unless set;
-    /// stdin is null unless set).
+    /// stdin is null unless set). The child is started as by [`status`](Command::status).
     ///
     /// # Errors
     ///
     /// As [`spawn`](Command::spawn) and [`Child::output`].
     pub async fn output(&mut self) -> io::Result<Output> {
-        self.spawn_with(Stdio::null, Stdio::piped)?.output().await
+        self.spawn_off(Stdio::null, Stdio::piped).await?.output().await
     }
+}
+
+/// Starts the child of `cmd`, watched by `watcher` from the start.
+fn launch(
+    cmd: &mut std::process::Command,
+    watcher: &Arc<dyn ChildWatcher>,
+    kill_on_drop: bool,
+) -> io::Result<Child> {
+    let mut std_child = cmd.spawn().map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot start {:?}: {e}", cmd.get_program()))
+    })?;
+    let pid = std_child.id();
+    // Opened before anyone can reap the child, so it names this child for good.
+    // Shared with the watcher, which need not open its own.
+    let pidfd = if pidfd::is_supported() {
+        Pid::from_raw(pid as i32).and_then(|p| pidfd::open(p).ok()).map(Arc::new)
+    } else {
+        None
+    };
+    let exit = match &pidfd {
+        Some(fd) => watcher.watch_spawned(pid, fd.clone()),
+        None => watcher.watch(pid),
+    };
+    if let Some(err) = exit.take_error() {
+        // The watcher refused the child (it was closed since `is_active`, say):
+        // nobody would reap it. Kill it (through the pidfd, which cannot hit a
+        // recycled pid) and reap it here, so that no zombie is left.
+        let _ = match &pidfd {
+            Some(fd) => rustix::process::pidfd_send_signal(&**fd, rustix::process::Signal::KILL)
+                .map_err(io::Error::from),
+            None => std_child.kill(),
+        };
+        let _ = std_child.wait();
+        return Err(err);
+    }
+    let mut child = Child::new(&mut std_child, exit, pidfd, kill_on_drop);
+    // On failure `child` is dropped: killed if asked, reaped by the watcher.
+    child.set_pipes(&mut std_child)?;
+    Ok(child)
 }
 
 impl fmt::Debug for Command {

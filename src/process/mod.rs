@@ -17,6 +17,7 @@
 
 mod child;
 mod command;
+mod spawner;
 pub mod watcher;
 
 pub use child::{Child, ChildStderr, ChildStdin, ChildStdout};

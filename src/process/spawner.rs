@@ -1,0 +1,334 @@
+//! Spawner threads: where [`Command::status`](super::Command::status) and
+//! [`Command::output`](super::Command::output) start their children.
+//!
+//! Starting a child blocks the calling thread until the child has exec'd (std spawns
+//! with `vfork` semantics). On a loop's thread that stalls every task of the loop, and
+//! it starts children one at a time however many cores there are. Spawner threads
+//! take that wait instead: a loop's thread stays free, and children start in parallel.
+//!
+//! The threads are started on demand, at most [`max_threads`], and each ends after
+//! [`IDLE`] without work.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use super::child::Child;
+
+/// How long a spawner thread waits for work before it ends.
+const IDLE: Duration = Duration::from_millis(500);
+
+/// What a spawner thread runs: starts the child of `cmd`.
+type Work = Box<dyn FnOnce(&mut std::process::Command) -> io::Result<Child> + Send>;
+
+/// At most this many spawner threads: four per core (a spawner waits on its child's
+/// exec most of the time), from 4 to 64.
+pub(crate) fn max_threads() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores * 4).clamp(4, 64)
+    })
+}
+
+struct Pool {
+    state: Mutex<PoolState>,
+    work: Condvar,
+}
+
+struct PoolState {
+    jobs: VecDeque<Arc<Job>>,
+    /// Spawner threads alive, and how many of them wait for work.
+    threads: usize,
+    idle: usize,
+}
+
+static POOL: Pool = Pool {
+    state: Mutex::new(PoolState { jobs: VecDeque::new(), threads: 0, idle: 0 }),
+    work: Condvar::new(),
+};
+
+fn pool() -> MutexGuard<'static, PoolState> {
+    POOL.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Queues `job`, starting a spawner thread if none is free and the limit allows.
+fn submit(job: Arc<Job>) {
+    let mut pool = pool();
+    pool.jobs.push_back(job);
+    if pool.idle > 0 {
+        POOL.work.notify_one();
+    }
+    if pool.jobs.len() > pool.idle && pool.threads < max_threads() {
+        pool.threads += 1;
+        let started =
+            std::thread::Builder::new().name("polyloop-spawn".into()).spawn(spawner_thread);
+        if started.is_err() {
+            pool.threads -= 1;
+            if pool.threads == 0 {
+                // No thread at all to run it: start the children here rather than never.
+                let jobs = std::mem::take(&mut pool.jobs);
+                drop(pool);
+                jobs.into_iter().for_each(|job| job.run());
+            }
+        }
+    }
+}
+
+fn spawner_thread() {
+    let mut pool = pool();
+    loop {
+        if let Some(job) = pool.jobs.pop_front() {
+            drop(pool);
+            job.run();
+            pool = self::pool();
+            continue;
+        }
+        pool.idle += 1;
+        let (guard, wait) =
+            POOL.work.wait_timeout(pool, IDLE).unwrap_or_else(PoisonError::into_inner);
+        pool = guard;
+        pool.idle -= 1;
+        if wait.timed_out() && pool.jobs.is_empty() {
+            pool.threads -= 1;
+            return;
+        }
+    }
+}
+
+/// One child to start: the command (lent by the caller's `Command` for the time of
+/// the spawn), and once started, the result with the command to give back.
+struct Job {
+    slot: Mutex<Slot>,
+    done: Condvar,
+}
+
+struct Slot {
+    /// Taken by the spawner thread when it starts, or back by a caller that gave up.
+    todo: Option<(std::process::Command, Work)>,
+    result: Option<(std::process::Command, io::Result<Child>)>,
+    waker: Option<Waker>,
+}
+
+impl Job {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn run(&self) {
+        let Some((mut cmd, work)) = self.lock().todo.take() else { return };
+        // A panic must neither end the spawner thread nor leave the caller waiting.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut cmd)))
+            .unwrap_or_else(|_| Err(io::Error::other("polyloop: starting the child panicked")));
+        let waker = {
+            let mut slot = self.lock();
+            slot.result = Some((cmd, result));
+            slot.waker.take()
+        };
+        self.done.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// Starts a child of `cmd` on a spawner thread with `work`; `cmd` is lent to the
+/// spawner until the child is started, and is back in place when the future is done or
+/// dropped (a child started for a dropped future is dropped: its watcher reaps it).
+pub(crate) fn spawn<'a>(
+    cmd: &'a mut std::process::Command,
+    work: impl FnOnce(&mut std::process::Command) -> io::Result<Child> + Send + 'static,
+) -> Spawn<'a> {
+    let lent = std::mem::replace(cmd, std::process::Command::new(""));
+    let job = Arc::new(Job {
+        slot: Mutex::new(Slot { todo: Some((lent, Box::new(work))), result: None, waker: None }),
+        done: Condvar::new(),
+    });
+    submit(job.clone());
+    Spawn { cmd, job, finished: false }
+}
+
+/// The future of [`spawn`].
+pub(crate) struct Spawn<'a> {
+    cmd: &'a mut std::process::Command,
+    job: Arc<Job>,
+    /// The result was handed out, and the command given back.
+    finished: bool,
+}
+
+impl Future for Spawn<'_> {
+    type Output = io::Result<Child>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<Child>> {
+        let this = self.get_mut();
+        let mut slot = this.job.lock();
+        match slot.result.take() {
+            Some((cmd, result)) => {
+                *this.cmd = cmd;
+                this.finished = true;
+                Poll::Ready(result)
+            }
+            None => {
+                match &mut slot.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    w => *w = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Spawn<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut slot = self.job.lock();
+        if let Some((cmd, _work)) = slot.todo.take() {
+            // Not started: take the command back.
+            *self.cmd = cmd;
+            return;
+        }
+        // Being started (a spawn takes as long as the child's exec), or done already.
+        while slot.result.is_none() {
+            slot = self.job.done.wait(slot).unwrap_or_else(PoisonError::into_inner);
+        }
+        if let Some((cmd, child)) = slot.result.take() {
+            *self.cmd = cmd;
+            drop(slot);
+            drop(child);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    /// The tests fill the pool and count its threads: one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn spawner_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "polyloop-spawn")
+            })
+            .count()
+    }
+
+    /// Work that reports where it ran, as an error (no child is started).
+    fn report_thread(_: &mut std::process::Command) -> io::Result<Child> {
+        let name = std::thread::current().name().map(str::to_owned);
+        Err(io::Error::other(format!("ran on {name:?}")))
+    }
+
+    #[test]
+    fn work_runs_on_a_spawner_thread_and_the_command_comes_back() {
+        let _serial = serial();
+        let mut cmd = std::process::Command::new("true");
+        cmd.arg("x");
+        let err = futures_lite::future::block_on(spawn(&mut cmd, report_thread)).unwrap_err();
+        assert_eq!(err.to_string(), "ran on Some(\"polyloop-spawn\")");
+        assert_eq!(cmd.get_program(), "true");
+        assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["x"]);
+    }
+
+    /// Keeps every spawner thread busy until the returned sender is dropped.
+    fn fill_pool() -> (mpsc::Sender<()>, Vec<Spawn<'static>>) {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let (busy_tx, busy_rx) = mpsc::channel();
+        let blockers: Vec<_> = (0..max_threads())
+            .map(|_| {
+                let (release_rx, busy_tx) = (release_rx.clone(), busy_tx.clone());
+                let cmd = Box::leak(Box::new(std::process::Command::new("true")));
+                spawn(cmd, move |_| {
+                    busy_tx.send(()).unwrap();
+                    let _ = release_rx.lock().unwrap().recv();
+                    Err(io::Error::other("released"))
+                })
+            })
+            .collect();
+        for _ in 0..max_threads() {
+            busy_rx.recv().unwrap();
+        }
+        (release_tx, blockers)
+    }
+
+    #[test]
+    fn threads_are_bounded_and_a_queued_spawn_dropped_takes_its_command_back_at_once() {
+        let _serial = serial();
+        let (release, blockers) = fill_pool();
+        assert_eq!(spawner_threads(), max_threads(), "one thread per blocked spawn, no more");
+
+        // Queued behind the blocked ones: dropping it takes the command back unstarted.
+        let mut cmd = std::process::Command::new("queued");
+        let queued = spawn(&mut cmd, |_| panic!("a dropped spawn never runs"));
+        assert!(spawner_threads() <= max_threads());
+        drop(queued);
+        assert_eq!(cmd.get_program(), "queued");
+
+        drop(release);
+        for blocked in blockers {
+            let err = futures_lite::future::block_on(blocked).unwrap_err();
+            assert_eq!(err.to_string(), "released");
+        }
+    }
+
+    #[test]
+    fn a_spawn_dropped_while_running_waits_for_it_and_takes_its_command_back() {
+        let _serial = serial();
+        let (started_tx, started_rx) = mpsc::channel();
+        let (finish_tx, finish_rx) = mpsc::channel::<()>();
+        let mut cmd = std::process::Command::new("running");
+        let running = spawn(&mut cmd, move |_| {
+            started_tx.send(()).unwrap();
+            let _ = finish_rx.recv();
+            Err(io::Error::other("finished"))
+        });
+        started_rx.recv().unwrap();
+        let finisher = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            drop(finish_tx);
+        });
+        drop(running); // waits for the work to finish
+        assert_eq!(cmd.get_program(), "running");
+        finisher.join().unwrap();
+    }
+
+    #[test]
+    fn a_panic_while_starting_is_an_error_and_the_thread_goes_on() {
+        let _serial = serial();
+        let mut cmd = std::process::Command::new("true");
+        let err = futures_lite::future::block_on(spawn(&mut cmd, |_| panic!("boom")));
+        assert_eq!(err.unwrap_err().to_string(), "polyloop: starting the child panicked");
+        let err = futures_lite::future::block_on(spawn(&mut cmd, report_thread)).unwrap_err();
+        assert_eq!(err.to_string(), "ran on Some(\"polyloop-spawn\")");
+    }
+
+    #[test]
+    fn spawner_threads_end_when_idle() {
+        let _serial = serial();
+        let mut cmd = std::process::Command::new("true");
+        let _ = futures_lite::future::block_on(spawn(&mut cmd, report_thread));
+        let start = Instant::now();
+        while spawner_threads() > 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "spawner threads never ended");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
