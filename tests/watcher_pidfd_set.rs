@@ -66,15 +66,6 @@ fn warm_up() {
     polyloop::block_on(polyloop::sleep(Duration::from_millis(1)));
 }
 
-/// Awaits `future` on this thread with no loop (no runner), under a watchdog.
-fn without_a_loop<T>(future: impl std::future::Future<Output = T>) -> T {
-    let watchdog = async {
-        async_io::Timer::after(Duration::from_secs(30)).await;
-        panic!("watchdog: not done in 30 s");
-    };
-    futures_lite::future::block_on(futures_lite::future::or(future, watchdog))
-}
-
 #[test]
 fn an_idle_watcher_dropped_lets_go_of_its_set_at_once() {
     let _serial = serial();
@@ -165,40 +156,4 @@ fn many_children_ending_together_are_all_reaped() {
             assert_eq!(exit.await.unwrap().code(), Some(i as i32 % 256));
         }
     });
-}
-
-#[test]
-fn exits_are_reported_while_a_runner_elsewhere_is_stuck_in_a_long_poll() {
-    let _serial = serial();
-    let watcher = PidfdChildWatcher::new();
-    let mut first = gated(1);
-    let mut second = gated(2);
-    let exits = [watcher.watch(first.id()), watcher.watch(second.id())];
-
-    // A loop on another thread runs a task that blocks its runner until told.
-    let (stuck_tx, stuck_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let stuck = std::thread::spawn(move || {
-        let lp = polyloop::EventLoop::new().unwrap();
-        lp.run_until_complete(async move {
-            // Past the first poll, which `run_until_complete` makes before the runner.
-            futures_lite::future::yield_now().await;
-            stuck_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        })
-        .unwrap();
-        lp.close().unwrap();
-    });
-    stuck_rx.recv().unwrap();
-
-    // Each exit is awaited without a loop of ours: nothing here stops a runner, so
-    // the set is re-armed only by the reactor's own fallback.
-    let [a, b] = exits;
-    open_gate(&mut first);
-    assert_eq!(without_a_loop(a).unwrap().code(), Some(1));
-    open_gate(&mut second);
-    assert_eq!(without_a_loop(b).unwrap().code(), Some(2));
-
-    release_tx.send(()).unwrap();
-    stuck.join().unwrap();
 }

@@ -6,7 +6,6 @@
 //! I/O reactor.
 
 mod active;
-pub(crate) mod busy;
 mod state;
 mod sync;
 mod task;
@@ -281,8 +280,6 @@ async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
     let mut woken = false;
     let mut streak = 0u32;
     std::future::poll_fn(move |cx| {
-        // Counted as running until this poll ends, whichever way it ends.
-        let _running = busy::Running::enter();
         loop {
             if let Poll::Ready(out) = future.as_mut().poll(cx) {
                 return Poll::Ready(out);

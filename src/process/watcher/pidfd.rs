@@ -1,18 +1,14 @@
 //! `PidfdChildWatcher`: a pidfd per child, in an epoll set that the reactor polls.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
-use std::pin::Pin;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
-use std::task::{Context, Wake, Waker};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use async_io::{Async, Timer};
+use async_io::Async;
 use rustix::event::{Timespec, epoll};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions};
 
@@ -20,7 +16,6 @@ use super::core::{self, Core, Waiter};
 use super::error::ChildWatchError;
 use super::exit::{ChildExit, from_waitid_status};
 use super::readable::{Next, Readable};
-use crate::executor::busy::{self, Paused};
 
 /// Watches each child through a pidfd (`pidfd_open`, Linux 5.3+): no threads, no
 /// signals, and it leaves other code's children alone.
@@ -54,7 +49,7 @@ pub struct PidfdChildWatcher {
     core: Arc<Core>,
     /// The epoll set of the children's pidfds; made at the first watch, and let go
     /// once nothing is watched and nothing more can be (closed, or dropped).
-    set: Mutex<Option<Arc<Pidfds>>>,
+    set: Mutex<Option<PidfdSet>>,
 }
 
 impl PidfdChildWatcher {
@@ -106,11 +101,12 @@ impl PidfdChildWatcher {
         }
         let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(set) = &*set {
-            return Ok(set.clone());
+            return Ok(set.pidfds.clone());
         }
-        let made = Pidfds::new(self.core.clone())?;
-        *set = Some(made.clone());
-        Ok(made)
+        let made = PidfdSet::new(self.core.clone())?;
+        let pidfds = made.pidfds.clone();
+        *set = Some(made);
+        Ok(pidfds)
     }
 
     /// Once closed, the set goes with the last watched child.
@@ -123,9 +119,9 @@ impl PidfdChildWatcher {
     fn release_set(&self, unwanted: impl Fn(&Pidfds)) {
         let set = self.set.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(set) = set {
-            unwanted(&set);
-            if set.idle_and_unwanted() {
-                set.retire();
+            unwanted(&set.pidfds);
+            if set.pidfds.idle_and_unwanted() {
+                set.readable.stop();
             }
         }
     }
@@ -140,13 +136,13 @@ impl Drop for PidfdChildWatcher {
 /// The pidfds of the children being watched, in an epoll set of their own that the
 /// reactor watches as one fd: a child costs one `epoll_ctl`, nothing in the reactor,
 /// and children that end together are reaped in one go.
-///
-/// Children that end while a loop's thread is busy (each spawn keeps it busy until the
-/// child has exec'd) are reaped on that thread, not handed over one by one from the
-/// thread that drives the reactor meanwhile: when the reactor finds the set ready while
-/// a runner runs, it reaps what is ready and leaves the set unarmed ("paused", see
-/// [`busy`]); the next runner to stop reaps what came since and re-arms it, or the
-/// fallback timer does after [`PAUSE_LIMIT`], for a runner stuck in a long poll.
+struct PidfdSet {
+    pidfds: Arc<Pidfds>,
+    /// The set's registration with the reactor, which calls [`Pidfds::reap_ready`].
+    readable: Readable<Arc<OwnedFd>>,
+}
+
+/// What the reactor's callback needs: the set, and the pidfds by pid.
 struct Pidfds {
     core: Arc<Core>,
     epoll: Arc<OwnedFd>,
@@ -155,112 +151,44 @@ struct Pidfds {
     fds: Mutex<HashMap<u32, Arc<OwnedFd>>>,
     /// The watcher was dropped: no child will be added.
     orphaned: AtomicBool,
-    /// The set's registration with the reactor, which calls [`Pidfds::on_reactor`];
-    /// taken when the set is retired.
-    readable: Mutex<Option<Arc<Readable<Arc<OwnedFd>>>>>,
-    /// The reactor left the set unarmed for a runner to check.
-    paused: AtomicBool,
-    fallback: Arc<Fallback>,
 }
 
 /// How many ready pidfds one `epoll_wait` takes.
 const BATCH: usize = 64;
 
-/// How long a paused set waits for a runner to stop before the reactor is asked to
-/// watch it again anyway.
-const PAUSE_LIMIT: Duration = Duration::from_millis(5);
-
-impl Pidfds {
-    /// A new set, registered with the reactor; it lives until [`Pidfds::retire`].
-    fn new(core: Arc<Core>) -> io::Result<Arc<Pidfds>> {
+impl PidfdSet {
+    fn new(core: Arc<Core>) -> io::Result<PidfdSet> {
         let epoll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?);
-        // An epoll fd is readable while one of its fds is ready; nothing reads it.
-        let source = Async::new_nonblocking(epoll.clone())?;
-        let pidfds = Arc::new_cyclic(|this| Pidfds {
+        let pidfds = Arc::new(Pidfds {
             core,
-            epoll,
+            epoll: epoll.clone(),
             fds: Mutex::new(HashMap::new()),
             orphaned: AtomicBool::new(false),
-            readable: Mutex::new(None),
-            paused: AtomicBool::new(false),
-            fallback: Arc::new(Fallback {
-                pidfds: this.clone(),
-                timer: Mutex::new(Timer::never()),
-                pending: AtomicBool::new(false),
-            }),
         });
+        // An epoll fd is readable while one of its fds is ready; nothing reads it.
+        let source = Async::new_nonblocking(epoll)?;
         let p = pidfds.clone();
-        let readable = Arc::new(Readable::new(source, move |_| p.on_reactor()));
-        *pidfds.lock_readable() = Some(readable.clone());
+        let readable = Readable::new(source, move |_| p.reap_ready());
         readable.arm();
-        Ok(pidfds)
+        Ok(PidfdSet { pidfds, readable })
     }
+}
 
-    fn lock_readable(&self) -> MutexGuard<'_, Option<Arc<Readable<Arc<OwnedFd>>>>> {
-        self.readable.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Unregisters the set from the reactor; its fd closes once nothing (a runner
-    /// about to resume it, the fallback timer) holds it any more.
-    fn retire(&self) {
-        busy::forget(self);
-        let readable = self.lock_readable().take();
-        if let Some(readable) = readable {
-            readable.stop();
-        }
-    }
-
-    /// The reactor found the set readable: reap, then re-arm, unless a runner is
-    /// running and will check the set as it stops.
-    fn on_reactor(self: &Arc<Self>) -> Next {
-        if self.reap_ready() == Next::Stop {
-            self.retire();
-            return Next::Stop;
-        }
-        if !busy::any_running() {
-            return Next::Again;
-        }
-        self.paused.store(true, Ordering::SeqCst);
-        if !busy::pause(self.clone()) {
-            // No runner any more: unless one resumed the set meanwhile, re-arm here.
-            return if self.paused.swap(false, Ordering::SeqCst) {
-                Next::Again
-            } else {
-                Next::Pause
-            };
-        }
-        self.fallback.start();
-        Next::Pause
-    }
-
+impl Pidfds {
     fn lock_fds(&self) -> MutexGuard<'_, HashMap<u32, Arc<OwnedFd>>> {
         self.fds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts the pidfd of `pid` in the set, for one readiness. While the set holds
-    /// children, runners are counted ([`busy::want`]).
+    /// Puts the pidfd of `pid` in the set, for one readiness.
     fn insert(&self, pid: u32, fd: Arc<OwnedFd>) -> io::Result<()> {
         let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
-        {
-            let mut fds = self.lock_fds();
-            fds.insert(pid, fd.clone());
-            if fds.len() == 1 {
-                busy::want(true);
-            }
-        }
+        self.lock_fds().insert(pid, fd.clone());
         let added = epoll::add(&self.epoll, &fd, epoll::EventData::new_u64(pid.into()), flags);
         if let Err(e) = added {
-            self.forget(pid);
+            self.lock_fds().remove(&pid);
             return Err(e.into());
         }
         Ok(())
-    }
-
-    fn forget(&self, pid: u32) {
-        let mut fds = self.lock_fds();
-        if fds.remove(&pid).is_some() && fds.is_empty() {
-            busy::want(false);
-        }
     }
 
     /// Reaps every child whose pidfd is ready. A reaped child's pidfd leaves the set
@@ -288,6 +216,7 @@ impl Pidfds {
                 break;
             }
         }
+        // Closed or dropped while idle is for `release_set`; here, after the last reap.
         if reaped > 0 && self.idle_and_unwanted() { Next::Stop } else { Next::Again }
     }
 
@@ -305,7 +234,7 @@ impl Pidfds {
                 }
             }
         };
-        self.forget(pid);
+        self.lock_fds().remove(&pid);
         self.core.complete(pid, status);
     }
 
@@ -313,53 +242,6 @@ impl Pidfds {
     fn idle_and_unwanted(&self) -> bool {
         let state = self.core.lock();
         state.watched.is_empty() && (state.closed || self.orphaned.load(Ordering::SeqCst))
-    }
-}
-
-impl Paused for Pidfds {
-    /// Reaps what came while the set was paused, and re-arms it.
-    fn resume(&self) {
-        if !(self.paused.load(Ordering::SeqCst) && self.paused.swap(false, Ordering::SeqCst)) {
-            return;
-        }
-        busy::forget(self);
-        if self.reap_ready() == Next::Stop {
-            return self.retire();
-        }
-        let readable = self.lock_readable().clone();
-        if let Some(readable) = readable {
-            readable.arm();
-        }
-    }
-}
-
-/// Re-arms a paused set after [`PAUSE_LIMIT`], through a reactor timer.
-struct Fallback {
-    pidfds: Weak<Pidfds>,
-    timer: Mutex<Timer>,
-    /// The timer is set and has not fired.
-    pending: AtomicBool,
-}
-
-impl Fallback {
-    fn start(self: &Arc<Self>) {
-        if self.pending.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let waker = Waker::from(self.clone());
-        let mut timer = self.timer.lock().unwrap_or_else(PoisonError::into_inner);
-        timer.set_after(PAUSE_LIMIT);
-        // Registers the waker; it fires once.
-        let _ = Pin::new(&mut *timer).poll(&mut Context::from_waker(&waker));
-    }
-}
-
-impl Wake for Fallback {
-    fn wake(self: Arc<Self>) {
-        self.pending.store(false, Ordering::SeqCst);
-        if let Some(pidfds) = self.pidfds.upgrade() {
-            pidfds.resume();
-        }
     }
 }
 

@@ -17,8 +17,6 @@ pub(crate) enum Next {
     Again,
     /// Stop: deregister the fd, then close it.
     Stop,
-    /// Do not ask for the next readiness; [`Readable::arm`] will.
-    Pause,
 }
 
 type OnReady<T> = Box<dyn Fn(&Async<T>) -> Next + Send + Sync>;
@@ -98,9 +96,6 @@ impl<T: AsFd + Send + Sync + 'static> Inner<T> {
                     });
                     if next == Next::Stop {
                         self.stop();
-                        return;
-                    }
-                    if next == Next::Pause {
                         return;
                     }
                 }
