@@ -24,7 +24,7 @@ use crate::{EventLoop, event_loop, fork, get_event_loop_policy, policy};
 /// # Panics
 ///
 /// When called from inside a running loop (a task, a callback): blocking there would
-/// stall the loop. Await the future instead, or [`spawn`] it. Also when the policy
+/// stall the loop. Await the future instead, or [`spawn`](crate::spawn) it. Also when the policy
 /// cannot make a loop (a bad `POLYLOOP_DEBUG`, for instance); the message says why.
 ///
 /// # Examples
