@@ -1,16 +1,21 @@
 //! After `fork()`, the child does not get its parent's loops (asyncio resets them).
 //!
-//! Runs without the test harness, so the process has one thread when it forks and
-//! the child may use the allocator safely.
+//! Runs without the test harness, so the process has few threads when it forks (the
+//! reactor's and idle spawner threads, none inside the allocator: glibc's `fork` keeps
+//! it usable in the child) and the child may run ordinary code.
 
 mod common;
 
+use std::sync::Arc;
+
 use polyloop::EventLoop;
+use polyloop::process::{ChildWatcher, Command, ThreadedChildWatcher};
 
 /// Forks; the child runs `child` and exits with its code; the parent gets that code.
 fn in_child(child: impl FnOnce() -> i32) -> i32 {
-    // SAFETY: this binary is single-threaded when it forks (no harness, no helper
-    // threads alive), so the child may run ordinary code before it exits.
+    // SAFETY: no other thread of this binary is inside the allocator or holds a lock
+    // the child takes (no harness; the reactor's and spawner threads wait idle), so
+    // the child may run ordinary code before it exits.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
     if pid == 0 {
@@ -72,6 +77,26 @@ fn main() {
         if in_child == used { 7 } else { 0 }
     });
     assert_eq!(code, 0, "block_on in the child reused the parent's loop (code {code})");
+
+    // `Command::status` starts children on spawner threads, which a child does not get:
+    // fork while the parent's are alive (idle, waiting for work), and the child's
+    // `status` must start threads of its own. An alarm ends a child that would hang.
+    let watcher = || -> Arc<dyn ChildWatcher> { Arc::new(ThreadedChildWatcher::new()) };
+    let parent_status =
+        polyloop::block_on(Command::new("sh").args(["-c", "exit 4"]).watcher(watcher()).status());
+    assert_eq!(parent_status.unwrap().code(), Some(4));
+    let code = in_child(move || {
+        // SAFETY: `alarm` only arms a timer whose default action ends this process.
+        unsafe { libc::alarm(20) };
+        let status = polyloop::block_on(
+            Command::new("sh").args(["-c", "exit 9"]).watcher(watcher()).status(),
+        );
+        match status.map(|s| s.code()) {
+            Ok(Some(9)) => 0,
+            _ => 8,
+        }
+    });
+    assert_eq!(code, 0, "status() in a forked child failed (code {code})");
 
     // The parent keeps its loop.
     assert_eq!(polyloop::get_event_loop().unwrap(), parent);

@@ -41,6 +41,9 @@ struct Pool {
 }
 
 struct PoolState {
+    /// The fork generation the rest is from: a forked child has none of its parent's
+    /// spawner threads, nor can it wait for their jobs.
+    generation: u64,
     jobs: VecDeque<Arc<Job>>,
     /// Spawner threads alive, and how many of them wait for work.
     threads: usize,
@@ -48,7 +51,7 @@ struct PoolState {
 }
 
 static POOL: Pool = Pool {
-    state: Mutex::new(PoolState { jobs: VecDeque::new(), threads: 0, idle: 0 }),
+    state: Mutex::new(PoolState { generation: 0, jobs: VecDeque::new(), threads: 0, idle: 0 }),
     work: Condvar::new(),
 };
 
@@ -59,6 +62,13 @@ fn pool() -> MutexGuard<'static, PoolState> {
 /// Queues `job`, starting a spawner thread if none is free and the limit allows.
 fn submit(job: Arc<Job>) {
     let mut pool = pool();
+    if pool.generation != job.generation {
+        // In a forked child: start afresh.
+        pool.jobs.clear();
+        pool.threads = 0;
+        pool.idle = 0;
+        pool.generation = job.generation;
+    }
     pool.jobs.push_back(job);
     if pool.idle > 0 {
         POOL.work.notify_one();
@@ -105,6 +115,8 @@ fn spawner_thread() {
 struct Job {
     slot: Mutex<Slot>,
     done: Condvar,
+    /// The fork generation it was submitted in.
+    generation: u64,
 }
 
 struct Slot {
@@ -147,6 +159,7 @@ pub(crate) fn spawn<'a>(
     let job = Arc::new(Job {
         slot: Mutex::new(Slot { todo: Some((lent, Box::new(work))), result: None, waker: None }),
         done: Condvar::new(),
+        generation: crate::fork::generation(),
     });
     submit(job.clone());
     Spawn { cmd, job, finished: false }
@@ -192,6 +205,11 @@ impl Drop for Spawn<'_> {
         if let Some((cmd, _work)) = slot.todo.take() {
             // Not started: take the command back.
             *self.cmd = cmd;
+            return;
+        }
+        if slot.result.is_none() && self.job.generation != crate::fork::generation() {
+            // Started by a spawner thread of the parent process: it will never finish
+            // here. The command stays lent.
             return;
         }
         // Being started (a spawn takes as long as the child's exec), or done already.
