@@ -20,8 +20,9 @@ const SLEEP_CHILDREN: usize = 256;
 const RUNS: usize = 3;
 const ROLE: &str = "POLYLOOP_BENCH_PROCESS_ROLE";
 
-const RUNTIMES: [&str; 8] = [
+const RUNTIMES: [&str; 9] = [
     "polyloop/pidfd",
+    "polyloop/pidfd+spawner",
     "polyloop/threaded",
     "polyloop/multiloop",
     "polyloop/safe",
@@ -48,7 +49,7 @@ fn main() {
                 let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
                 cmd.env(ROLE, &name).stderr(Stdio::inherit());
                 if let Some(kind) = rt.strip_prefix("polyloop/") {
-                    cmd.env("POLYLOOP_CHILD_WATCHER", kind);
+                    cmd.env("POLYLOOP_CHILD_WATCHER", kind.trim_end_matches("+spawner"));
                 }
                 let out = cmd.output().expect("runs a copy of the bench");
                 assert!(out.status.success(), "{name} failed: {:?}", out.status);
@@ -85,6 +86,12 @@ fn child(role: &str) {
     let sampler = Sampler::start();
     let start = Instant::now();
     match (workload, rt) {
+        ("true", rt) if rt.ends_with("+spawner") => {
+            polyloop::block_on(true_storm(polyloop_spawner_status))
+        }
+        ("sleep", rt) if rt.ends_with("+spawner") => {
+            polyloop::block_on(sleep_all(polyloop_spawner_status))
+        }
         ("true", rt) if rt.starts_with("polyloop") => {
             polyloop::block_on(true_storm(polyloop_status))
         }
@@ -114,6 +121,14 @@ fn polyloop_status(program: &'static str, args: &'static [&'static str]) -> Stat
     Box::pin(
         async move { polyloop::process::Command::new(program).args(args).status().await.unwrap() },
     )
+}
+
+/// As `polyloop_status`, with the child started on a spawner thread.
+fn polyloop_spawner_status(program: &'static str, args: &'static [&'static str]) -> Status {
+    Box::pin(async move {
+        let mut cmd = polyloop::process::Command::new(program);
+        cmd.args(args).start_on_spawner(true).status().await.unwrap()
+    })
 }
 
 fn tokio_status(program: &'static str, args: &'static [&'static str]) -> Status {

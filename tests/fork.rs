@@ -78,18 +78,23 @@ fn main() {
     });
     assert_eq!(code, 0, "block_on in the child reused the parent's loop (code {code})");
 
-    // `Command::status` starts children on spawner threads, which a child does not get:
+    // `status` can start children on spawner threads, which a forked child does not get:
     // fork while the parent's are alive (idle, waiting for work), and the child's
     // `status` must start threads of its own. An alarm ends a child that would hang.
     let watcher = || -> Arc<dyn ChildWatcher> { Arc::new(ThreadedChildWatcher::new()) };
-    let parent_status =
-        polyloop::block_on(Command::new("sh").args(["-c", "exit 4"]).watcher(watcher()).status());
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "exit 4"]).watcher(watcher()).start_on_spawner(true);
+    let parent_status = polyloop::block_on(cmd.status());
     assert_eq!(parent_status.unwrap().code(), Some(4));
     let code = in_child(move || {
         // SAFETY: `alarm` only arms a timer whose default action ends this process.
         unsafe { libc::alarm(20) };
         let status = polyloop::block_on(
-            Command::new("sh").args(["-c", "exit 9"]).watcher(watcher()).status(),
+            Command::new("sh")
+                .args(["-c", "exit 9"])
+                .watcher(watcher())
+                .start_on_spawner(true)
+                .status(),
         );
         match status.map(|s| s.code()) {
             Ok(Some(9)) => 0,

@@ -98,7 +98,38 @@ fn handler_watching_a_child_from_a_fast_reap_does_not_deadlock() {
     w2.close();
 }
 
+fn spawner_threads() -> usize {
+    common::threads().iter().filter(|(_, name)| name == "polyloop-spawn").count()
+}
+
+/// With the fast watcher, a child started from `status` is started on the calling
+/// thread even when a spawner thread is asked for: another thread reaping with
+/// `waitpid(-1)` could take a child that failed to exec before std's spawn waits for it.
+fn fast_watcher_children_start_on_the_calling_thread() {
+    let lp = EventLoop::new().unwrap();
+    let w: Arc<dyn ChildWatcher> = Arc::new(FastChildWatcher::new().unwrap());
+    w.attach_loop(Some(&lp));
+    assert_eq!(spawner_threads(), 0);
+    for _ in 0..20 {
+        let mut cmd = polyloop::process::Command::new("/nonexistent/polyloop-no-such-program");
+        cmd.watcher(w.clone()).start_on_spawner(true);
+        let err = run(&lp, cmd.status()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        let mut cmd = polyloop::process::Command::new("sh");
+        cmd.args(["-c", "exit 3"]).watcher(w.clone()).start_on_spawner(true);
+        assert_eq!(run(&lp, cmd.status()).unwrap().code(), Some(3));
+    }
+    assert_eq!(spawner_threads(), 0, "no spawner thread was started");
+    w.close();
+    w.attach_loop(None);
+    lp.close().unwrap();
+}
+
 const CASES: &[common::Case] = &[
+    (
+        "fast_watcher_children_start_on_the_calling_thread",
+        fast_watcher_children_start_on_the_calling_thread,
+    ),
     (
         "kept_statuses_are_dropped_when_the_last_fast_watcher_closes",
         kept_statuses_are_dropped_when_the_last_fast_watcher_closes,

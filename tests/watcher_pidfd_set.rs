@@ -144,13 +144,23 @@ fn a_closed_watcher_lets_go_once_its_last_child_is_reaped() {
 #[test]
 fn many_children_ending_together_are_all_reaped() {
     let _serial = serial();
-    // More than one `epoll_wait` takes at a time end at once.
+    // More children than one `epoll_wait` takes (64) end at once: they all read one
+    // pipe, and its write end closes.
     let watcher = PidfdChildWatcher::new();
-    let mut children: Vec<Child> = (0..200).map(|i| gated(i % 256)).collect();
+    let (gate, open_all) = std::io::pipe().unwrap();
+    let children: Vec<Child> = (0..200)
+        .map(|i| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("read x; exit {}", i % 256))
+                .stdin(Stdio::from(gate.try_clone().unwrap()))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    drop(gate);
     let exits: Vec<_> = children.iter().map(|c| watcher.watch(c.id())).collect();
-    for child in &mut children {
-        open_gate(child);
-    }
+    drop(open_all);
     polyloop::block_on(async {
         for (i, exit) in exits.into_iter().enumerate() {
             assert_eq!(exit.await.unwrap().code(), Some(i as i32 % 256));

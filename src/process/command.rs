@@ -35,6 +35,7 @@ pub struct Command {
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
     kill_on_drop: bool,
+    on_spawner: bool,
     watcher: Option<Arc<dyn ChildWatcher>>,
 }
 
@@ -47,6 +48,7 @@ impl Command {
             stdout: None,
             stderr: None,
             kill_on_drop: false,
+            on_spawner: false,
             watcher: None,
         }
     }
@@ -136,6 +138,30 @@ impl Command {
         self
     }
 
+    /// Makes [`status`](Command::status) and [`output`](Command::output) start the
+    /// child on a spawner thread instead of the calling one (off by default).
+    ///
+    /// Starting a child blocks the thread that starts it until the child has exec'd.
+    /// On a loop's thread that stalls the loop for each child, and children start one
+    /// at a time; on spawner threads (started on demand, at most four per core, each
+    /// ending after half a second without work) the loop goes on, and children start
+    /// in parallel: with many short children, that is most of their cost.
+    ///
+    /// What changes for the child, which is then made by a spawner thread:
+    /// - it inherits that thread's attributes, not the caller's: CPU affinity,
+    ///   scheduling policy and priority, and seccomp or Landlock restrictions the caller
+    ///   took on after the spawner thread was started;
+    /// - `PR_SET_PDEATHSIG`, which a child may set on itself, fires when that thread
+    ///   ends, which is half a second after its last spawn;
+    /// - the environment and current directory are read when the spawner starts it.
+    ///
+    /// Children watched by a watcher that reaps any child (the fast watcher) are always
+    /// started on the calling thread.
+    pub fn start_on_spawner(&mut self, on: bool) -> &mut Command {
+        self.on_spawner = on;
+        self
+    }
+
     /// Starts the child, watched from the start.
     ///
     /// An inactive watcher (a safe or fast one with no loop) is attached to the loop
@@ -144,8 +170,8 @@ impl Command {
     /// # Errors
     ///
     /// The policy's watcher cannot be made (a bad `POLYLOOP_CHILD_WATCHER`), it is
-    /// closed or inactive ([`ChildWatchError::Inactive`]), the spawn fails (the error
-    /// names the program and keeps the kind of the system error), or the
+    /// closed or inactive ([`ChildWatchError::Inactive`]), the spawn fails (std's
+    /// error, as it is), or the
     /// watcher refuses the child once it is started (e.g. it was closed meanwhile by
     /// another thread): the child is then killed and reaped before this returns.
     pub fn spawn(&mut self) -> io::Result<Child> {
@@ -159,11 +185,14 @@ impl Command {
         launch(&mut self.inner, &watcher, self.kill_on_drop)
     }
 
-    /// `spawn_with` on a spawner thread: this thread is not blocked while the child
-    /// starts, and children of several such calls start in parallel.
-    async fn spawn_off(&mut self, stdin: fn() -> Stdio, out: fn() -> Stdio) -> io::Result<Child> {
+    /// `spawn_with`, on a spawner thread if asked ([`Command::start_on_spawner`]) and
+    /// the watcher allows it.
+    async fn start(&mut self, stdin: fn() -> Stdio, out: fn() -> Stdio) -> io::Result<Child> {
         let watcher = self.prepare(stdin, out)?;
         let kill_on_drop = self.kill_on_drop;
+        if !self.on_spawner || watcher.reaps_any_child() {
+            return launch(&mut self.inner, &watcher, kill_on_drop);
+        }
         spawner::spawn(&mut self.inner, move |cmd| launch(cmd, &watcher, kill_on_drop)).await
     }
 
@@ -196,17 +225,16 @@ impl Command {
 
     /// Runs the child to its end and returns its status (stdio inherited unless set).
     ///
-    /// The child is started on a spawner thread, which waits for it to exec: the
-    /// calling thread (a loop's, say) goes on meanwhile, and the children of many
-    /// `status` calls start in parallel. If this future is dropped, the command is
-    /// back in place once it is; a child already started is then reaped by its watcher
-    /// (killed first if [`kill_on_drop`](Command::kill_on_drop)).
+    /// With [`start_on_spawner`](Command::start_on_spawner), the child is started on a
+    /// spawner thread; if this future is dropped meanwhile, the command is back in place
+    /// once it is, and a child already started is reaped by its watcher (killed first
+    /// if [`kill_on_drop`](Command::kill_on_drop)).
     ///
     /// # Errors
     ///
     /// As [`spawn`](Command::spawn) and [`Child::status`].
     pub async fn status(&mut self) -> io::Result<ExitStatus> {
-        self.spawn_off(Stdio::inherit, Stdio::inherit).await?.status().await
+        self.start(Stdio::inherit, Stdio::inherit).await?.status().await
     }
 
     /// Runs the child to its end, collecting its stdout and stderr (piped unless set;
@@ -216,7 +244,7 @@ impl Command {
     ///
     /// As [`spawn`](Command::spawn) and [`Child::output`].
     pub async fn output(&mut self) -> io::Result<Output> {
-        self.spawn_off(Stdio::null, Stdio::piped).await?.output().await
+        self.start(Stdio::null, Stdio::piped).await?.output().await
     }
 }
 
@@ -226,9 +254,7 @@ fn launch(
     watcher: &Arc<dyn ChildWatcher>,
     kill_on_drop: bool,
 ) -> io::Result<Child> {
-    let mut std_child = cmd.spawn().map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot start {:?}: {e}", cmd.get_program()))
-    })?;
+    let mut std_child = cmd.spawn()?;
     let pid = std_child.id();
     // Opened before anyone can reap the child, so it names this child for good.
     // Shared with the watcher, which need not open its own.
@@ -264,6 +290,7 @@ impl fmt::Debug for Command {
         f.debug_struct("Command")
             .field("command", &self.inner)
             .field("kill_on_drop", &self.kill_on_drop)
+            .field("start_on_spawner", &self.on_spawner)
             .field("watcher", &self.watcher.as_ref().map(|w| w.name().to_string()))
             .finish()
     }

@@ -15,11 +15,10 @@
 //! Each child's end is a future from the watcher ([`ChildWatcher::watch`]); see
 //! [`watcher`] for the kinds and `POLYLOOP_CHILD_WATCHER`.
 //!
-//! [`Command::status`] and [`Command::output`] start their child on a spawner thread
-//! (at most four per core, each ending after half a second without work), since
-//! starting a child blocks until it has exec'd: the loop's thread goes on meanwhile,
-//! and many children start in parallel. [`Command::spawn`] starts it on the calling
-//! thread.
+//! Starting a child blocks the calling thread until the child has exec'd. With
+//! [`Command::start_on_spawner`], [`Command::status`] and [`Command::output`] start it
+//! on a spawner thread instead, so that a loop's thread goes on meanwhile and many
+//! children start in parallel (see there for what that changes for the child).
 
 mod child;
 mod command;

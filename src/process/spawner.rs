@@ -1,5 +1,6 @@
 //! Spawner threads: where [`Command::status`](super::Command::status) and
-//! [`Command::output`](super::Command::output) start their children.
+//! [`Command::output`](super::Command::output) start their children when asked to
+//! ([`Command::start_on_spawner`](super::Command::start_on_spawner)).
 //!
 //! Starting a child blocks the calling thread until the child has exec'd (std spawns
 //! with `vfork` semantics). On a loop's thread that stalls every task of the loop, and
@@ -143,7 +144,9 @@ impl Job {
         };
         self.done.notify_all();
         if let Some(waker) = waker {
-            waker.wake();
+            // A waker that panics must not end the spawner thread (it would stay
+            // counted as alive).
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
         }
     }
 }

@@ -110,6 +110,16 @@ pub trait ChildWatcher: Send + Sync + fmt::Debug + 'static {
         drop(pidfd);
         self.watch(pid)
     }
+
+    /// Whether this watcher may reap children it was not asked to watch
+    /// (`waitpid(-1)`, as the fast watcher does). [`Command`](super::Command) then
+    /// starts every child on the calling thread, never on a spawner thread: std's spawn
+    /// waits for a child that fails to exec, and another thread must not reap it first.
+    /// The default is `false`.
+    #[doc(hidden)]
+    fn reaps_any_child(&self) -> bool {
+        false
+    }
 }
 
 /// The kinds of child watcher, by the names `POLYLOOP_CHILD_WATCHER` takes.

@@ -96,10 +96,12 @@ impl PidfdChildWatcher {
     /// The set the children's pidfds go into, made (and handed to the reactor) at the
     /// first call.
     fn pidfds(&self) -> io::Result<Arc<Pidfds>> {
+        // Checked under the set's lock: a `close` that comes after the check releases
+        // the set made here (it takes this lock after marking the watcher closed).
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
         if self.core.is_closed() {
             return Err(ChildWatchError::Closed { watcher: self.core.name }.into());
         }
-        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(set) = &*set {
             return Ok(set.pidfds.clone());
         }

@@ -50,6 +50,11 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
+    /// The fast mode reaps with `waitpid(-1)`: any child of the process.
+    pub(crate) fn reaps_any_child(&self) -> bool {
+        self.mode == Mode::Fast
+    }
+
     pub(crate) fn new(name: &'static str, mode: Mode) -> io::Result<Arc<Engine>> {
         let engine = Arc::new(Engine {
             core: Core::new(name),
@@ -379,6 +384,10 @@ macro_rules! engine_watcher {
 
             fn watch(&self, pid: u32) -> $crate::process::ChildExit {
                 self.engine.watch(pid)
+            }
+
+            fn reaps_any_child(&self) -> bool {
+                self.engine.reaps_any_child()
             }
         }
 
