@@ -1,5 +1,7 @@
 //! Runs many children at once, each with piped output, through the child watcher that
-//! `POLYLOOP_CHILD_WATCHER` names, and prints their exit codes.
+//! `POLYLOOP_CHILD_WATCHER` names, and prints their exit codes; then as many again,
+//! started on spawner threads (`start_on_spawner`), so that the loop goes on while
+//! each one starts.
 //!
 //! Run it with `cargo run --example subprocess`, or pick a watcher:
 //! `POLYLOOP_CHILD_WATCHER=multiloop cargo run --example subprocess`
@@ -36,8 +38,25 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                 return Err(format!("child {i} ended wrongly: {:?}", out).into());
             }
         }
+        println!("all {CHILDREN} children reported");
+
+        let tasks: Vec<_> = (0..CHILDREN)
+            .map(|i| {
+                polyloop::spawn(async move {
+                    let mut cmd = Command::new("sh");
+                    cmd.arg("-c").arg(format!("exit {}", i % 7)).start_on_spawner(true);
+                    cmd.output().await
+                })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let code = task.await?.status.code();
+            if code != Some((i % 7) as i32) {
+                return Err(format!("child {i} started on a spawner ended with {code:?}").into());
+            }
+        }
+        println!("all {CHILDREN} children started on spawner threads reported");
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
-    println!("all {CHILDREN} children reported");
     Ok(())
 }

@@ -146,8 +146,11 @@ fn a_dropped_status_leaves_the_command_ready_to_run_again() {
         for _ in 0..20 {
             // Dropped after one poll: the child may not have started, may be starting,
             // or may be running; either way the command is back, and no zombie stays.
+            // (On a loaded machine it may even have ended by that poll.)
             let mut status = Box::pin(cmd.status());
-            assert!(futures_lite::future::poll_once(&mut status).await.is_none());
+            if let Some(done) = futures_lite::future::poll_once(&mut status).await {
+                assert_eq!(done.unwrap().code(), Some(7));
+            }
         }
         assert_eq!(cmd.status().await.unwrap().code(), Some(7));
         assert_eq!(cmd.output().await.unwrap().status.code(), Some(7));
