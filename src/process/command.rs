@@ -155,6 +155,9 @@ impl Command {
     ///   ends, which is half a second after its last spawn;
     /// - the environment and current directory are read when the spawner starts it.
     ///
+    /// The command is lent to the spawner meanwhile: a `status` or `output` future
+    /// forgotten (`mem::forget`) before its child started leaves it empty.
+    ///
     /// Children watched by a watcher that reaps any child (the fast watcher) are always
     /// started on the calling thread.
     pub fn start_on_spawner(&mut self, on: bool) -> &mut Command {
