@@ -138,6 +138,16 @@ pub(crate) type Case = (&'static str, fn());
 
 /// Runs the cases of a harness-less test binary one after another, in this process,
 /// printing a line per case as the harness does; exits 1 if any case panicked.
+/// A child that exits with `code` once its stdin is closed.
+pub(crate) fn gated(code: i32) -> std::process::Child {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("read x; exit {code}"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 pub(crate) fn run_cases(cases: &[Case]) {
     println!("\nrunning {} tests", cases.len());
     let mut failed = Vec::new();

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -126,15 +126,7 @@ pub fn sh(script: &str) -> Child {
     Command::new("sh").arg("-c").arg(script).spawn().unwrap()
 }
 
-/// A child that exits with `code` once its stdin is closed.
-pub fn gated(code: i32) -> Child {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("read x; exit {code}"))
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
+use crate::common::gated;
 
 fn open_gate(child: &mut Child) {
     drop(child.stdin.take());
