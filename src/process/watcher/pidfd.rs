@@ -24,11 +24,13 @@ use super::readable::{Next, Readable};
 /// single fd: a watch costs one `epoll_ctl`, and children that end together are reaped
 /// in one go. The set is made at the first watch and kept while the watcher lives; it
 /// is closed once nothing is watched and nothing more can be (the watcher is closed or
-/// dropped; children still running then are reaped first). When a pidfd turns readable, the child is reaped with `waitid(P_PIDFD)`, which cannot
-/// hit a recycled pid. Whoever drives the reactor notices the exit: a running loop, or
-/// async-io's own thread when none runs, so `watch` works with or without a loop. A loop
-/// given to `attach_loop` runs the handlers; without one they run on the child
-/// handler thread (see [`add_child_handler`](super::ChildWatcher::add_child_handler)).
+/// dropped; children still running then are reaped first).
+///
+/// When a pidfd turns readable, the child is reaped with `waitid(P_PIDFD)`, which
+/// cannot hit a recycled pid. Whoever drives the reactor notices the exit: a running
+/// loop, or async-io's own thread when none runs, so `watch` works with or without a
+/// loop. A loop given to `attach_loop` runs the handlers; without one they run on the
+/// child handler thread (see [`add_child_handler`](super::ChildWatcher::add_child_handler)).
 ///
 /// It is the default where the kernel has pidfds ([`is_supported`](Self::is_supported)).
 ///
