@@ -170,5 +170,7 @@ fn a_program_that_cannot_start_is_std_s_error_and_the_command_stays_usable() {
         }
         let err = cmd.spawn().unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        // The command lent to a spawner came back, not a stand-in that fails the same.
+        assert!(format!("{cmd:?}").contains("polyloop-no-such-program"), "{cmd:?}");
     });
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use polyloop::EventLoop;
-use polyloop::process::{ChildWatchError, ChildWatcher, FastChildWatcher};
+use polyloop::process::{ChildWatchError, ChildWatcher, FastChildWatcher, PidfdChildWatcher};
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 
@@ -102,33 +102,47 @@ fn spawner_threads() -> usize {
     common::threads().iter().filter(|(_, name)| name == "polyloop-spawn").count()
 }
 
-/// With the fast watcher, a child started from `status` is started on the calling
-/// thread even when a spawner thread is asked for: another thread reaping with
-/// `waitpid(-1)` could take a child that failed to exec before std's spawn waits for it.
-fn fast_watcher_children_start_on_the_calling_thread() {
+/// While a fast watcher is open, a child started from `status` is started on the
+/// calling thread even when a spawner thread is asked for, whichever watcher the
+/// command uses: the fast watcher's `waitpid(-1)` could take a child that failed to
+/// exec before std's spawn, on the spawner thread, waits for it. Once it is closed,
+/// spawner threads are used again.
+fn children_start_on_the_calling_thread_while_a_fast_watcher_is_open() {
     let lp = EventLoop::new().unwrap();
-    let w: Arc<dyn ChildWatcher> = Arc::new(FastChildWatcher::new().unwrap());
-    w.attach_loop(Some(&lp));
+    let fast: Arc<dyn ChildWatcher> = Arc::new(FastChildWatcher::new().unwrap());
+    fast.attach_loop(Some(&lp));
+    let pidfd: Arc<dyn ChildWatcher> = Arc::new(PidfdChildWatcher::new());
     assert_eq!(spawner_threads(), 0);
-    for _ in 0..20 {
-        let mut cmd = polyloop::process::Command::new("/nonexistent/polyloop-no-such-program");
-        cmd.watcher(w.clone()).start_on_spawner(true);
-        let err = run(&lp, cmd.status()).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+    for watcher in [&fast, &pidfd] {
+        for _ in 0..10 {
+            let mut cmd = polyloop::process::Command::new("/nonexistent/polyloop-no-such-program");
+            cmd.watcher(watcher.clone()).start_on_spawner(true);
+            let err = run(&lp, cmd.status()).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        }
+    }
+    // (A child that does start is the fast watcher's to reap, whoever watches it.)
+    for _ in 0..10 {
         let mut cmd = polyloop::process::Command::new("sh");
-        cmd.args(["-c", "exit 3"]).watcher(w.clone()).start_on_spawner(true);
+        cmd.args(["-c", "exit 3"]).watcher(fast.clone()).start_on_spawner(true);
         assert_eq!(run(&lp, cmd.status()).unwrap().code(), Some(3));
     }
     assert_eq!(spawner_threads(), 0, "no spawner thread was started");
-    w.close();
-    w.attach_loop(None);
+
+    fast.close();
+    let mut cmd = polyloop::process::Command::new("sh");
+    cmd.args(["-c", "exit 4"]).watcher(pidfd.clone()).start_on_spawner(true);
+    assert_eq!(run(&lp, cmd.status()).unwrap().code(), Some(4));
+    assert!(spawner_threads() > 0, "with no fast watcher open, a spawner thread is used");
+    pidfd.close();
+    fast.attach_loop(None);
     lp.close().unwrap();
 }
 
 const CASES: &[common::Case] = &[
     (
-        "fast_watcher_children_start_on_the_calling_thread",
-        fast_watcher_children_start_on_the_calling_thread,
+        "children_start_on_the_calling_thread_while_a_fast_watcher_is_open",
+        children_start_on_the_calling_thread_while_a_fast_watcher_is_open,
     ),
     (
         "kept_statuses_are_dropped_when_the_last_fast_watcher_closes",

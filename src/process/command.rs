@@ -11,7 +11,7 @@ use rustix::process::Pid;
 
 use super::child::Child;
 use super::spawner;
-use super::watcher::{ChildWatchError, ChildWatcher, pidfd};
+use super::watcher::{ChildWatchError, ChildWatcher, pidfd, polling};
 
 /// Builds and spawns a child process, as `std::process::Command` does; its end is
 /// awaited through a child watcher (the current policy's, unless one is given).
@@ -143,14 +143,16 @@ impl Command {
     ///
     /// Starting a child blocks the thread that starts it until the child has exec'd.
     /// On a loop's thread that stalls the loop for each child, and children start one
-    /// at a time; on spawner threads (started on demand, at most four per core, each
-    /// ending after half a second without work) the loop goes on, and children start
-    /// in parallel: with many short children, that is most of their cost.
+    /// at a time; on spawner threads (started on demand, four per core at most, and
+    /// from 4 to 64, each ending after half a second without work) the loop goes on,
+    /// and children start in parallel: with many short children, that is most of their
+    /// cost.
     ///
     /// What changes for the child, which is then made by a spawner thread:
     /// - it inherits that thread's attributes, not the caller's: CPU affinity,
-    ///   scheduling policy and priority, and seccomp or Landlock restrictions the caller
-    ///   took on after the spawner thread was started;
+    ///   scheduling policy and priority, seccomp or Landlock restrictions (the spawner
+    ///   thread was started by whichever thread needed one first, and has none the
+    ///   caller took on since);
     /// - `PR_SET_PDEATHSIG`, which a child may set on itself, fires when that thread
     ///   ends, which is half a second after its last spawn;
     /// - the environment and current directory are read when the spawner starts it.
@@ -158,8 +160,9 @@ impl Command {
     /// The command is lent to the spawner meanwhile: a `status` or `output` future
     /// forgotten (`mem::forget`) before its child started leaves it empty.
     ///
-    /// Children watched by a watcher that reaps any child (the fast watcher) are always
-    /// started on the calling thread.
+    /// While a fast watcher is open anywhere in the process, children are started on
+    /// the calling thread all the same: its `waitpid(-1)` could reap a child that
+    /// failed to exec before std's spawn, on the spawner thread, waits for it.
     pub fn start_on_spawner(&mut self, on: bool) -> &mut Command {
         self.on_spawner = on;
         self
@@ -193,7 +196,9 @@ impl Command {
     async fn start(&mut self, stdin: fn() -> Stdio, out: fn() -> Stdio) -> io::Result<Child> {
         let watcher = self.prepare(stdin, out)?;
         let kill_on_drop = self.kill_on_drop;
-        if !self.on_spawner || watcher.reaps_any_child() {
+        // A fast watcher (open anywhere in the process) could reap a child that failed
+        // to exec before std's spawn, on the spawner thread, waits for it.
+        if !self.on_spawner || polling::any_child_may_be_reaped() {
             return launch(&mut self.inner, &watcher, kill_on_drop);
         }
         spawner::spawn(&mut self.inner, move |cmd| launch(cmd, &watcher, kill_on_drop)).await
@@ -230,8 +235,9 @@ impl Command {
     ///
     /// With [`start_on_spawner`](Command::start_on_spawner), the child is started on a
     /// spawner thread; if this future is dropped meanwhile, the command is back in place
-    /// once it is, and a child already started is reaped by its watcher (killed first
-    /// if [`kill_on_drop`](Command::kill_on_drop)).
+    /// once it is (a drop while the child is being started waits for that start), and
+    /// a child already started is reaped by its watcher (killed first if
+    /// [`kill_on_drop`](Command::kill_on_drop)).
     ///
     /// # Errors
     ///

@@ -285,7 +285,12 @@ mod tests {
             })
             .collect();
         for _ in 0..max_threads() {
-            busy_rx.recv().unwrap();
+            if busy_rx.recv_timeout(Duration::from_secs(10)).is_err() {
+                // Let the blocked spawns finish first: dropping them waits for them.
+                drop(release_tx);
+                drop(blockers);
+                panic!("a spawner thread the pool counts did not take a blocked spawn");
+            }
         }
         (release_tx, blockers)
     }
@@ -339,6 +344,40 @@ mod tests {
         assert_eq!(err.unwrap_err().to_string(), "polyloop: starting the child panicked");
         let err = futures_lite::future::block_on(spawn(&mut cmd, report_thread)).unwrap_err();
         assert_eq!(err.to_string(), "ran on Some(\"polyloop-spawn\")");
+    }
+
+    #[test]
+    fn a_waker_that_panics_does_not_end_the_spawner_thread() {
+        let _serial = serial();
+        /// Says it was woken, then panics.
+        struct Panics(Mutex<mpsc::Sender<()>>);
+        impl std::task::Wake for Panics {
+            fn wake(self: Arc<Self>) {
+                let _ = self.0.lock().unwrap().send(());
+                panic!("a waker with a bug");
+            }
+        }
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let mut cmd = std::process::Command::new("true");
+        let mut spawning = spawn(&mut cmd, move |c| {
+            let _ = go_rx.recv();
+            report_thread(c)
+        });
+        let (woken_tx, woken_rx) = mpsc::channel();
+        let panics = Waker::from(Arc::new(Panics(Mutex::new(woken_tx))));
+        let polled = Pin::new(&mut spawning).poll(&mut Context::from_waker(&panics));
+        assert!(polled.is_pending());
+        drop(go_tx); // the work finishes, and wakes the waker that panics
+        woken_rx.recv_timeout(Duration::from_secs(10)).expect("the waker is woken");
+        let err = futures_lite::future::block_on(spawning).unwrap_err();
+        assert_eq!(err.to_string(), "ran on Some(\"polyloop-spawn\")");
+        // All spawner threads still serve: one per blocked spawn, as many as allowed.
+        let (release, blockers) = fill_pool();
+        assert_eq!(spawner_threads(), max_threads());
+        drop(release);
+        for blocked in blockers {
+            let _ = futures_lite::future::block_on(blocked);
+        }
     }
 
     #[test]

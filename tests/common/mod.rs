@@ -1,7 +1,8 @@
 //! Resource checks shared by the test files: when a test binary exits, no child
 //! process of it may remain (alive or zombie), no thread but the main one and the
 //! reactor's may remain, and no file descriptor may be open that was not open at start
-//! (beyond the reactor's own and the process-wide pidfd watcher's). A binary that leaks prints what it leaked and exits 1.
+//! (beyond the reactor's own and the process-wide pidfd watcher's). A binary that
+//! leaks prints what it leaked and exits 1.
 //!
 //! Including this module (`mod common;`) is all a test file does: the check is
 //! registered before `main` runs, through `.init_array`, and runs from `atexit`.
@@ -136,8 +137,6 @@ pub(crate) fn open_fds() -> Vec<(i32, String)> {
 /// One case of a test binary that runs without the harness: its name and body.
 pub(crate) type Case = (&'static str, fn());
 
-/// Runs the cases of a harness-less test binary one after another, in this process,
-/// printing a line per case as the harness does; exits 1 if any case panicked.
 /// A child that exits with `code` once its stdin is closed.
 pub(crate) fn gated(code: i32) -> std::process::Child {
     std::process::Command::new("sh")
@@ -148,6 +147,8 @@ pub(crate) fn gated(code: i32) -> std::process::Child {
         .unwrap()
 }
 
+/// Runs the cases of a harness-less test binary one after another, in this process,
+/// printing a line per case as the harness does; exits 1 if any case panicked.
 pub(crate) fn run_cases(cases: &[Case]) {
     println!("\nrunning {} tests", cases.len());
     let mut failed = Vec::new();

@@ -18,7 +18,7 @@ mod exit;
 mod fast;
 mod multi_loop;
 pub(crate) mod pidfd;
-mod polling;
+pub(crate) mod polling;
 mod readable;
 mod safe;
 mod sigchld;
@@ -109,16 +109,6 @@ pub trait ChildWatcher: Send + Sync + fmt::Debug + 'static {
     fn watch_spawned(&self, pid: u32, pidfd: Arc<OwnedFd>) -> ChildExit {
         drop(pidfd);
         self.watch(pid)
-    }
-
-    /// Whether this watcher may reap children it was not asked to watch
-    /// (`waitpid(-1)`, as the fast watcher does). [`Command`](super::Command) then
-    /// starts every child on the calling thread, never on a spawner thread: std's spawn
-    /// waits for a child that fails to exec, and another thread must not reap it first.
-    /// The default is `false`.
-    #[doc(hidden)]
-    fn reaps_any_child(&self) -> bool {
-        false
     }
 }
 

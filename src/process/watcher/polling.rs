@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rustix::process::{Pid, WaitOptions};
@@ -37,6 +37,31 @@ struct FastShared {
 
 static FAST: Mutex<Option<FastShared>> = Mutex::new(None);
 
+/// How many fast engines are subscribed to SIGCHLD, and so may reap any child of the
+/// process with `waitpid(-1)` at any time.
+static REAPING: AtomicUsize = AtomicUsize::new(0);
+
+/// A fast engine counted in `REAPING`.
+struct Reaping;
+
+impl Reaping {
+    fn new() -> Reaping {
+        REAPING.fetch_add(1, Ordering::SeqCst);
+        Reaping
+    }
+}
+
+impl Drop for Reaping {
+    fn drop(&mut self) {
+        REAPING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether a fast watcher may reap any child of this process now (`waitpid(-1)`).
+pub(crate) fn any_child_may_be_reaped() -> bool {
+    REAPING.load(Ordering::SeqCst) > 0
+}
+
 pub(crate) struct Engine {
     pub(crate) core: Core,
     mode: Mode,
@@ -44,17 +69,13 @@ pub(crate) struct Engine {
     /// result into ECHILD.
     scan_lock: Mutex<()>,
     scan_scheduled: AtomicBool,
-    sub: Mutex<Option<Subscription>>,
+    /// The SIGCHLD subscription, and for a fast engine its count in `REAPING`.
+    sub: Mutex<Option<(Subscription, Option<Reaping>)>>,
     /// A fast watcher counted in `FastShared::open`.
     fast_open: AtomicBool,
 }
 
 impl Engine {
-    /// The fast mode reaps with `waitpid(-1)`: any child of the process.
-    pub(crate) fn reaps_any_child(&self) -> bool {
-        self.mode == Mode::Fast
-    }
-
     pub(crate) fn new(name: &'static str, mode: Mode) -> io::Result<Arc<Engine>> {
         let engine = Arc::new(Engine {
             core: Core::new(name),
@@ -72,7 +93,8 @@ impl Engine {
         // dropped watcher still reaps the children it watched.
         let me = engine.clone();
         let sub = sigchld::subscribe(Arc::new(move || me.on_signal()))?;
-        *engine.sub.lock().unwrap_or_else(PoisonError::into_inner) = Some(sub);
+        let reaping = (mode == Mode::Fast).then(Reaping::new);
+        *engine.sub.lock().unwrap_or_else(PoisonError::into_inner) = Some((sub, reaping));
         Ok(engine)
     }
 
@@ -384,10 +406,6 @@ macro_rules! engine_watcher {
 
             fn watch(&self, pid: u32) -> $crate::process::ChildExit {
                 self.engine.watch(pid)
-            }
-
-            fn reaps_any_child(&self) -> bool {
-                self.engine.reaps_any_child()
             }
         }
 
