@@ -51,16 +51,17 @@ fn open_gate(child: &mut Child) {
     drop(child.stdin.take());
 }
 
-/// Makes the reactor (and its epoll) exist before the counting starts.
-fn warm_up() {
+/// Takes the counting for this test, once the reactor (and its epoll) exists; gives
+/// the number of epoll fds to start from.
+fn start_counting() -> (MutexGuard<'static, ()>, usize) {
+    let serial = serial();
     polyloop::block_on(polyloop::sleep(Duration::from_millis(1)));
+    (serial, epolls())
 }
 
 #[test]
 fn an_idle_watcher_dropped_lets_go_of_its_set_at_once() {
-    let _serial = serial();
-    warm_up();
-    let before = epolls();
+    let (_serial, before) = start_counting();
     let watcher = PidfdChildWatcher::new();
     assert_eq!(epolls(), before, "no set before the first watch");
     let child = Command::new("sh").args(["-c", "exit 4"]).spawn().unwrap();
@@ -73,9 +74,7 @@ fn an_idle_watcher_dropped_lets_go_of_its_set_at_once() {
 
 #[test]
 fn a_dropped_watcher_still_reaps_its_children_then_lets_go() {
-    let _serial = serial();
-    warm_up();
-    let before = epolls();
+    let (_serial, before) = start_counting();
     let watcher = PidfdChildWatcher::new();
     let (tx, rx) = mpsc::channel();
     let mut children: Vec<Child> = (0..70).map(|i| gated(i % 7)).collect();
@@ -103,9 +102,7 @@ fn a_dropped_watcher_still_reaps_its_children_then_lets_go() {
 
 #[test]
 fn a_closed_watcher_lets_go_once_its_last_child_is_reaped() {
-    let _serial = serial();
-    warm_up();
-    let before = epolls();
+    let (_serial, before) = start_counting();
     let watcher = PidfdChildWatcher::new();
     let mut first = gated(1);
     let mut second = gated(2);

@@ -194,13 +194,13 @@ impl Command {
     /// `spawn_with`, on a spawner thread if asked ([`Command::start_on_spawner`]) and
     /// the watcher allows it.
     async fn start(&mut self, stdin: fn() -> Stdio, out: fn() -> Stdio) -> io::Result<Child> {
-        let watcher = self.prepare(stdin, out)?;
-        let kill_on_drop = self.kill_on_drop;
         // A fast watcher (open anywhere in the process) could reap a child that failed
         // to exec before std's spawn, on the spawner thread, waits for it.
         if !self.on_spawner || polling::any_child_may_be_reaped() {
-            return launch(&mut self.inner, &watcher, kill_on_drop);
+            return self.spawn_with(stdin, out);
         }
+        let watcher = self.prepare(stdin, out)?;
+        let kill_on_drop = self.kill_on_drop;
         spawner::spawn(&mut self.inner, move |cmd| launch(cmd, &watcher, kill_on_drop)).await
     }
 

@@ -160,6 +160,9 @@ struct Pidfds {
 /// How many ready pidfds one `epoll_wait` takes.
 const BATCH: usize = 64;
 
+/// How a pidfd is in the set: until its next readiness, then disarmed.
+const ONE_READINESS: epoll::EventFlags = epoll::EventFlags::IN.union(epoll::EventFlags::ONESHOT);
+
 impl PidfdSet {
     fn new(core: Arc<Core>) -> io::Result<PidfdSet> {
         let epoll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?);
@@ -185,9 +188,8 @@ impl Pidfds {
 
     /// Puts the pidfd of `pid` in the set, for one readiness.
     fn insert(&self, pid: u32, fd: Arc<OwnedFd>) -> io::Result<()> {
-        let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
         self.lock_fds().insert(pid, fd.clone());
-        let added = epoll::add(&self.epoll, &fd, epoll::EventData::new_u64(pid.into()), flags);
+        let added = epoll::add(&self.epoll, &fd, data(pid), ONE_READINESS);
         if let Err(e) = added {
             self.lock_fds().remove(&pid);
             return Err(e.into());
@@ -229,14 +231,10 @@ impl Pidfds {
         let status = match reap(&fd, pid) {
             Some(status) => status,
             // Readable, yet not exited: a spurious wake-up; wait for the next one.
-            None => {
-                let flags = epoll::EventFlags::IN | epoll::EventFlags::ONESHOT;
-                let data = epoll::EventData::new_u64(pid.into());
-                match epoll::modify(&self.epoll, &*fd, data, flags) {
-                    Ok(()) => return,
-                    Err(e) => Err(e.into()),
-                }
-            }
+            None => match epoll::modify(&self.epoll, &*fd, data(pid), ONE_READINESS) {
+                Ok(()) => return,
+                Err(e) => Err(e.into()),
+            },
         };
         self.lock_fds().remove(&pid);
         self.core.complete(pid, status);
@@ -247,6 +245,11 @@ impl Pidfds {
         let state = self.core.lock();
         state.watched.is_empty() && (state.closed || self.orphaned.load(Ordering::SeqCst))
     }
+}
+
+/// What the set tells of a pidfd when it is ready: its child's pid.
+fn data(pid: u32) -> epoll::EventData {
+    epoll::EventData::new_u64(pid.into())
 }
 
 /// Opens a pidfd for `pid`. Blocking mode is fine for the reactor: nothing is ever
