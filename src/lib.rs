@@ -77,6 +77,7 @@ mod handle;
 pub mod plugin;
 mod policy;
 pub mod process;
+mod settings;
 
 use std::fmt;
 use std::future::Future;

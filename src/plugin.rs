@@ -12,10 +12,15 @@
 //! ```
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use crate::error::Error;
 use crate::policy::{EventLoopPolicy, set_event_loop_policy};
+// The settings live below the event loop (loops read them too); they are offered here,
+// where programs and plug-ins look for them.
+pub use crate::settings::{
+    PolicyOptions, options, policy_name_from_env, set_options, with_options, workers,
+};
 
 /// A policy offered by name. Made by [`register_policy!`](crate::register_policy).
 pub struct PolicyPlugin {
@@ -178,96 +183,4 @@ pub fn install(name: &str) -> Result<Arc<dyn EventLoopPolicy>, Error> {
 /// As [`find`], for the name the variable holds.
 pub fn install_from_env() -> Result<Arc<dyn EventLoopPolicy>, Error> {
     install(&policy_name_from_env())
-}
-
-/// The name in `POLYLOOP_POLICY`, or `"default"`.
-pub fn policy_name_from_env() -> String {
-    match std::env::var("POLYLOOP_POLICY") {
-        Ok(name) if !name.is_empty() => name,
-        Err(std::env::VarError::NotUnicode(v)) => v.to_string_lossy().into_owned(),
-        _ => "default".to_string(),
-    }
-}
-
-/// Settings a program passes to whatever policy it installs (from
-/// `#[policy_main(workers = 4, debug = true)]`, for example). Policies read them
-/// with [`options`] when they make a loop.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PolicyOptions {
-    /// Worker threads, for policies that use a pool (else `POLYLOOP_WORKERS`).
-    pub workers: Option<usize>,
-    /// Debug mode for new loops (else `POLYLOOP_DEBUG`).
-    pub debug: Option<bool>,
-}
-
-static OPTIONS: Mutex<PolicyOptions> = Mutex::new(PolicyOptions { workers: None, debug: None });
-
-thread_local! {
-    static SCOPED: std::cell::Cell<Option<PolicyOptions>> = const { std::cell::Cell::new(None) };
-}
-
-/// Sets the process-wide [`PolicyOptions`].
-pub fn set_options(options: PolicyOptions) {
-    *OPTIONS.lock().unwrap_or_else(PoisonError::into_inner) = options;
-}
-
-/// The [`PolicyOptions`] in effect on this thread: those of an enclosing
-/// [`with_options`], else the process-wide ones.
-///
-/// # Examples
-///
-/// ```
-/// use polyloop::plugin::{PolicyOptions, options, with_options};
-///
-/// let four = PolicyOptions { workers: Some(4), debug: None };
-/// assert_eq!(with_options(four, options), four);
-/// ```
-pub fn options() -> PolicyOptions {
-    if let Some(scoped) = SCOPED.with(|s| s.get()) {
-        return scoped;
-    }
-    *OPTIONS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs `f` with `options` in effect on this thread only (tests running in parallel
-/// each get their own).
-pub fn with_options<R>(options: PolicyOptions, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<PolicyOptions>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            SCOPED.with(|s| s.set(self.0));
-        }
-    }
-    let _restore = Restore(SCOPED.with(|s| s.replace(Some(options))));
-    f()
-}
-
-/// The number of worker threads a pool should use: [`PolicyOptions::workers`], else
-/// `POLYLOOP_WORKERS`, else the number of available cores.
-///
-/// # Errors
-///
-/// [`Error::InvalidEnv`] if `POLYLOOP_WORKERS` is not a whole number of at least 1.
-pub fn workers() -> Result<usize, Error> {
-    if let Some(n) = options().workers {
-        return Ok(n.max(1));
-    }
-    match std::env::var("POLYLOOP_WORKERS") {
-        Err(std::env::VarError::NotPresent) => {
-            Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-        }
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(Error::InvalidEnv {
-                var: "POLYLOOP_WORKERS",
-                value: v,
-                expected: "a whole number of worker threads, at least 1".into(),
-            }),
-        },
-        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidEnv {
-            var: "POLYLOOP_WORKERS",
-            value: v.to_string_lossy().into_owned(),
-            expected: "a whole number of worker threads, at least 1".into(),
-        }),
-    }
 }

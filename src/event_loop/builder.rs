@@ -78,9 +78,9 @@ impl LoopBuilder {
     /// something other than `0`, `1`, `true` or `false`.
     pub fn build(self) -> Result<EventLoop, Error> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let debug = match self.debug.or(crate::plugin::options().debug) {
+        let debug = match self.debug {
             Some(on) => on,
-            None => debug_from_env()?,
+            None => crate::settings::debug()?,
         };
         Ok(EventLoop {
             inner: Arc::new(Inner {
@@ -113,24 +113,5 @@ impl fmt::Debug for LoopBuilder {
             .field("slow_callback_duration", &self.slow)
             .field("close_hooks", &self.close_hooks.len())
             .finish()
-    }
-}
-
-/// Reads `POLYLOOP_DEBUG`: unset, empty, `0` or `false` is off; `1` or `true` is on.
-pub(crate) fn debug_from_env() -> Result<bool, Error> {
-    match std::env::var("POLYLOOP_DEBUG") {
-        Err(std::env::VarError::NotPresent) => Ok(false),
-        Ok(v) if v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false") => Ok(false),
-        Ok(v) if v == "1" || v.eq_ignore_ascii_case("true") => Ok(true),
-        Ok(v) => Err(Error::InvalidEnv {
-            var: "POLYLOOP_DEBUG",
-            value: v,
-            expected: "1 or true (debug on), 0 or false (off)".into(),
-        }),
-        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidEnv {
-            var: "POLYLOOP_DEBUG",
-            value: v.to_string_lossy().into_owned(),
-            expected: "1 or true (debug on), 0 or false (off)".into(),
-        }),
     }
 }

@@ -1,0 +1,132 @@
+//! Settings read from the environment, and the options a program passes to whatever
+//! policy it installs: `POLYLOOP_POLICY`, `POLYLOOP_WORKERS`, `POLYLOOP_DEBUG` and
+//! [`PolicyOptions`].
+//!
+//! This module sits below the event loop: loops read their debug setting here, policies
+//! their worker counts, and the plug-in registry the policy's name. It imports nothing
+//! of theirs, so the modules above it depend on it in one direction only. Its public
+//! items are re-exported from [`crate::plugin`].
+
+use std::cell::Cell;
+use std::sync::{Mutex, PoisonError};
+
+use crate::error::Error;
+
+/// Settings a program passes to whatever policy it installs (from
+/// `#[policy_main(workers = 4, debug = true)]`, for example). Policies read them
+/// with [`options`] when they make a loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyOptions {
+    /// Worker threads, for policies that use a pool (else `POLYLOOP_WORKERS`).
+    pub workers: Option<usize>,
+    /// Debug mode for new loops (else `POLYLOOP_DEBUG`).
+    pub debug: Option<bool>,
+}
+
+static OPTIONS: Mutex<PolicyOptions> = Mutex::new(PolicyOptions { workers: None, debug: None });
+
+thread_local! {
+    static SCOPED: Cell<Option<PolicyOptions>> = const { Cell::new(None) };
+}
+
+/// Sets the process-wide [`PolicyOptions`].
+pub fn set_options(options: PolicyOptions) {
+    *OPTIONS.lock().unwrap_or_else(PoisonError::into_inner) = options;
+}
+
+/// The [`PolicyOptions`] in effect on this thread: those of an enclosing
+/// [`with_options`], else the process-wide ones.
+///
+/// # Examples
+///
+/// ```
+/// use polyloop::plugin::{PolicyOptions, options, with_options};
+///
+/// let four = PolicyOptions { workers: Some(4), debug: None };
+/// assert_eq!(with_options(four, options), four);
+/// ```
+pub fn options() -> PolicyOptions {
+    if let Some(scoped) = SCOPED.with(Cell::get) {
+        return scoped;
+    }
+    *OPTIONS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `f` with `options` in effect on this thread only (tests running in parallel
+/// each get their own).
+pub fn with_options<R>(options: PolicyOptions, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<PolicyOptions>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPED.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPED.with(|s| s.replace(Some(options))));
+    f()
+}
+
+/// The name in `POLYLOOP_POLICY`, or `"default"`.
+pub fn policy_name_from_env() -> String {
+    match std::env::var("POLYLOOP_POLICY") {
+        Ok(name) if !name.is_empty() => name,
+        Err(std::env::VarError::NotUnicode(v)) => v.to_string_lossy().into_owned(),
+        _ => "default".to_string(),
+    }
+}
+
+/// The number of worker threads a pool should use: [`PolicyOptions::workers`], else
+/// `POLYLOOP_WORKERS`, else the number of available cores.
+///
+/// # Errors
+///
+/// [`Error::InvalidEnv`] if `POLYLOOP_WORKERS` is not a whole number of at least 1.
+pub fn workers() -> Result<usize, Error> {
+    if let Some(n) = options().workers {
+        return Ok(n.max(1));
+    }
+    match std::env::var("POLYLOOP_WORKERS") {
+        Err(std::env::VarError::NotPresent) => {
+            Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        }
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(Error::InvalidEnv {
+                var: "POLYLOOP_WORKERS",
+                value: v,
+                expected: "a whole number of worker threads, at least 1".into(),
+            }),
+        },
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidEnv {
+            var: "POLYLOOP_WORKERS",
+            value: v.to_string_lossy().into_owned(),
+            expected: "a whole number of worker threads, at least 1".into(),
+        }),
+    }
+}
+
+/// Debug mode for a new loop that was not told: [`PolicyOptions::debug`], else
+/// `POLYLOOP_DEBUG` (unset, empty, `0` or `false` is off; `1` or `true` is on).
+///
+/// # Errors
+///
+/// [`Error::InvalidEnv`] when `POLYLOOP_DEBUG` holds anything else.
+pub(crate) fn debug() -> Result<bool, Error> {
+    if let Some(on) = options().debug {
+        return Ok(on);
+    }
+    match std::env::var("POLYLOOP_DEBUG") {
+        Err(std::env::VarError::NotPresent) => Ok(false),
+        Ok(v) if v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false") => Ok(false),
+        Ok(v) if v == "1" || v.eq_ignore_ascii_case("true") => Ok(true),
+        Ok(v) => Err(Error::InvalidEnv {
+            var: "POLYLOOP_DEBUG",
+            value: v,
+            expected: "1 or true (debug on), 0 or false (off)".into(),
+        }),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidEnv {
+            var: "POLYLOOP_DEBUG",
+            value: v.to_string_lossy().into_owned(),
+            expected: "1 or true (debug on), 0 or false (off)".into(),
+        }),
+    }
+}
