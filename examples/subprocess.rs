@@ -26,8 +26,8 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .arg(format!("echo child {i}; exit {}", i % 7))
                 .stdout(Stdio::piped())
                 .spawn()?;
-            let pid = child.id();
-            tasks.push((i, pid, polyloop::spawn(child.output())));
+            let pid = child.id().ok_or("a child not yet waited for has a pid")?;
+            tasks.push((i, pid, polyloop::spawn(child.wait_with_output())));
         }
         for (i, pid, task) in tasks {
             let out = task.await?;

@@ -40,20 +40,22 @@ fn async_pipes_both_ways() {
         stdout.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
         drop(stdin);
-        assert!(child.status().await.unwrap().success());
-        assert!(child.status().await.unwrap().success(), "a second status() is the same");
+        assert!(child.wait().await.unwrap().success());
+        assert!(child.wait().await.unwrap().success(), "a second wait() is the same");
     });
 }
 
 #[test]
-fn try_status_and_kill() {
+fn try_wait_and_kill() {
     run(async {
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-        assert!(child.try_status().unwrap().is_none());
+        assert!(child.try_wait().unwrap().is_none());
+        assert!(child.id().is_some(), "a running child has its pid");
         child.kill().unwrap();
-        let status = child.status().await.unwrap();
+        let status = child.wait().await.unwrap();
         assert_eq!(status.signal(), Some(9));
-        assert_eq!(child.try_status().unwrap(), Some(status));
+        assert_eq!(child.id(), None, "a reaped child's pid may be someone else's");
+        assert_eq!(child.try_wait().unwrap(), Some(status));
         child.kill().expect("killing an ended child is not an error");
     });
 }
@@ -62,7 +64,7 @@ fn try_status_and_kill() {
 fn dropped_child_is_reaped_in_the_background() {
     run(async {
         let child = Command::new("sh").args(["-c", "exit 0"]).spawn().unwrap();
-        let pid = child.id();
+        let pid = child.id().unwrap();
         drop(child);
         common::until_reaped(pid).await;
     });
@@ -72,7 +74,7 @@ fn dropped_child_is_reaped_in_the_background() {
 fn kill_on_drop_kills_then_reaps() {
     run(async {
         let child = Command::new("sleep").arg("30").kill_on_drop(true).spawn().unwrap();
-        let pid = child.id();
+        let pid = child.id().unwrap();
         drop(child);
         common::until_reaped(pid).await;
     });
@@ -106,7 +108,7 @@ fn many_children_at_once() {
             .map(|i| Command::new("sh").arg("-c").arg(format!("exit {i}")).spawn().unwrap())
             .collect();
         for (i, mut c) in children.into_iter().enumerate() {
-            assert_eq!(c.status().await.unwrap().code(), Some(i as i32));
+            assert_eq!(c.wait().await.unwrap().code(), Some(i as i32));
         }
     });
 }

@@ -49,7 +49,7 @@ fn rescan_lost_with_its_loop_does_not_stop_scanning() {
             })
             .unwrap();
         // The child ends while l1 is idle; wait for it to be a zombie.
-        let pid = first.id();
+        let pid = first.id().unwrap();
         let signals = polyloop::process::watcher::__sigchld_deliveries();
         drop(std::io::Write::write_all(&mut stdin, b"\n"));
         drop(stdin);
@@ -68,7 +68,7 @@ fn rescan_lost_with_its_loop_does_not_stop_scanning() {
         let status = l2
             .run_until_complete(async {
                 let mut c = Command::new("sh").args(["-c", "exit 3"]).watcher(w.clone()).spawn()?;
-                polyloop::timeout(WATCHDOG, c.status()).await.expect("watchdog fired")
+                polyloop::timeout(WATCHDOG, c.wait()).await.expect("watchdog fired")
             })
             .unwrap()
             .unwrap();
@@ -100,13 +100,13 @@ fn dropped_child_is_reaped_after_its_loop_stops() {
         let pid = polyloop::block_on(async {
             let mut c = Command::new("sh");
             c.args(["-c", "read x"]).stdin(polyloop::process::Stdio::piped());
-            c.watcher(w.clone()).spawn().unwrap().id()
+            c.watcher(w.clone()).spawn().unwrap().id().unwrap()
         });
         until_reaped_without_a_loop(pid, w.name());
         // Ended before the drop, while its loop was busy: reaped at the drop.
         let pid = polyloop::block_on(async {
             let c = Command::new("true").watcher(w.clone()).spawn().unwrap();
-            let pid = c.id();
+            let pid = c.id().unwrap();
             while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
             {

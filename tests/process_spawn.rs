@@ -69,13 +69,13 @@ fn stdio_settings_do_not_outlive_their_spawn() {
         let mut child = cmd.spawn().unwrap();
         assert!(child.stdout.is_none(), "stdout stayed piped from output()");
         assert!(child.stderr.is_none(), "stderr stayed piped from output()");
-        assert_eq!(child.status().await.unwrap().code(), Some(4));
+        assert_eq!(child.wait().await.unwrap().code(), Some(4));
         let mut child = cmd.stdin(std::process::Stdio::piped()).spawn().unwrap();
         assert!(child.stdin.is_some());
-        assert_eq!(child.status().await.unwrap().code(), Some(4));
+        assert_eq!(child.wait().await.unwrap().code(), Some(4));
         let mut child = cmd.spawn().unwrap();
         assert!(child.stdin.is_none(), "stdin stayed piped from the last spawn");
-        assert_eq!(child.status().await.unwrap().code(), Some(4));
+        assert_eq!(child.wait().await.unwrap().code(), Some(4));
     }))
     .expect("watchdog fired");
 }

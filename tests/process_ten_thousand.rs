@@ -39,7 +39,7 @@ fn ten_thousand_children_leave_the_fd_count_unchanged() {
                         .unwrap();
                     running.push(polyloop::spawn(async move {
                         let mut child = child;
-                        (code, child.status().await.unwrap())
+                        (code, child.wait().await.unwrap())
                     }));
                     next += 1;
                 }

@@ -37,7 +37,7 @@ fn coexists_with_std_wait(watcher: Arc<dyn ChildWatcher>) {
                     let mut child = sh(&format!("exit {}", 10 + round)).spawn().unwrap();
                     child.wait()
                 });
-                let our_status = ours.status().await.unwrap();
+                let our_status = ours.wait().await.unwrap();
                 assert_eq!(our_status.code(), Some(3), "{}: our child's status", watcher.name());
                 let their_status = theirs.join().unwrap().unwrap_or_else(|e| {
                     panic!("{}: std's wait lost its child: {e}", watcher.name())

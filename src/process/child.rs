@@ -42,7 +42,7 @@ pub type ChildStderr = Async<std::process::ChildStderr>;
 ///     let mut out = String::new();
 ///     child.stdout.take().unwrap().read_to_string(&mut out).await?;
 ///     assert_eq!(out, "hello");
-///     assert!(child.status().await?.success());
+///     assert!(child.wait().await?.success());
 ///     Ok::<(), std::io::Error>(())
 /// })?;
 /// # Ok::<(), std::io::Error>(())
@@ -89,9 +89,12 @@ impl Child {
         Ok(())
     }
 
-    /// The child's process id.
-    pub fn id(&self) -> u32 {
-        self.pid
+    /// The child's process id, or `None` once its exit status has been collected
+    /// (by [`wait`](Child::wait), [`try_wait`](Child::try_wait) or
+    /// [`wait_with_output`](Child::wait_with_output)): the child is reaped by then, and
+    /// the kernel may have given its pid to another process.
+    pub fn id(&self) -> Option<u32> {
+        if self.status.is_some() { None } else { Some(self.pid) }
     }
 
     /// Waits for the child to end (closing its stdin first, so a child reading it does
@@ -100,7 +103,7 @@ impl Child {
     /// # Errors
     ///
     /// What the watcher reports, e.g. a child reaped by other code (`ECHILD`).
-    pub async fn status(&mut self) -> io::Result<ExitStatus> {
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         if let Some(status) = self.status {
             return Ok(status);
@@ -114,8 +117,8 @@ impl Child {
     ///
     /// # Errors
     ///
-    /// As [`status`](Child::status).
-    pub fn try_status(&mut self) -> io::Result<Option<ExitStatus>> {
+    /// As [`wait`](Child::wait).
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         if let Some(status) = self.status {
             return Ok(Some(status));
         }
@@ -133,8 +136,8 @@ impl Child {
     ///
     /// # Errors
     ///
-    /// A failed read, or as [`status`](Child::status).
-    pub async fn output(mut self) -> io::Result<Output> {
+    /// A failed read, or as [`wait`](Child::wait).
+    pub async fn wait_with_output(mut self) -> io::Result<Output> {
         let stdout = self.stdout.take();
         let stderr = self.stderr.take();
         let read_out = async {
@@ -152,7 +155,7 @@ impl Child {
             io::Result::Ok(buf)
         };
         let (out, err) = futures_lite::future::zip(read_out, read_err).await;
-        let status = self.status().await?;
+        let status = self.wait().await?;
         Ok(Output { status, stdout: out?, stderr: err? })
     }
 

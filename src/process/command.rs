@@ -241,9 +241,9 @@ impl Command {
     ///
     /// # Errors
     ///
-    /// As [`spawn`](Command::spawn) and [`Child::status`].
+    /// As [`spawn`](Command::spawn) and [`Child::wait`].
     pub async fn status(&mut self) -> io::Result<ExitStatus> {
-        self.start(Stdio::inherit, Stdio::inherit).await?.status().await
+        self.start(Stdio::inherit, Stdio::inherit).await?.wait().await
     }
 
     /// Runs the child to its end, collecting its stdout and stderr (piped unless set;
@@ -251,9 +251,9 @@ impl Command {
     ///
     /// # Errors
     ///
-    /// As [`spawn`](Command::spawn) and [`Child::output`].
+    /// As [`spawn`](Command::spawn) and [`Child::wait_with_output`].
     pub async fn output(&mut self) -> io::Result<Output> {
-        self.start(Stdio::null, Stdio::piped).await?.output().await
+        self.start(Stdio::null, Stdio::piped).await?.wait_with_output().await
     }
 }
 
