@@ -71,9 +71,14 @@ struct Inner {
     callbacks: Arc<Callbacks>,
     driver_started: AtomicBool,
     close_hooks: Mutex<Vec<CloseHook>>,
+    after_close_hooks: Mutex<Vec<CloseHook>>,
+    context: Option<RunnerContext>,
 }
 
 type CloseHook = Box<dyn FnOnce(&EventLoop) + Send + 'static>;
+
+/// See [`LoopBuilder::runner_context`].
+type RunnerContext = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync + 'static>;
 
 impl EventLoop {
     /// Creates a loop with the default settings (debug is on when `POLYLOOP_DEBUG=1`).
@@ -155,7 +160,7 @@ impl EventLoop {
     pub fn run_forever(&self) -> Result<(), Error> {
         let guard = self.enter()?;
         let inner = &*self.inner;
-        async_io::block_on(inner.executor.run(wait_stopped(inner)));
+        self.in_context(|| async_io::block_on(inner.executor.run(wait_stopped(inner))));
         drop(guard);
         Ok(())
     }
@@ -168,9 +173,11 @@ impl EventLoop {
         self.inner.stop_event.notify(usize::MAX);
     }
 
-    /// Closes the loop: drops every unfinished task and every scheduled callback, and
-    /// runs the close hooks (a thread pool joins its threads here). Closing a closed
-    /// loop does nothing.
+    /// Closes the loop: runs the close hooks (a thread pool joins its threads here),
+    /// drops every unfinished task and every scheduled callback (inside the
+    /// [runner context](LoopBuilder::runner_context), if the loop has one), then runs
+    /// the [after-close hooks](LoopBuilder::after_close). Closing a closed loop does
+    /// nothing.
     ///
     /// # Errors
     ///
@@ -208,8 +215,16 @@ impl EventLoop {
                 });
             }
         }
-        inner.executor.cancel_all();
-        inner.callbacks.clear();
+        self.in_context(|| {
+            inner.executor.cancel_all();
+            inner.callbacks.clear();
+        });
+        let after = std::mem::take(
+            &mut *inner.after_close_hooks.lock().unwrap_or_else(PoisonError::into_inner),
+        );
+        for hook in after {
+            hook(self);
+        }
         Ok(())
     }
 
@@ -455,7 +470,8 @@ impl EventLoop {
     /// This is how a thread pool lends threads to a loop: each worker calls
     /// `run_worker` with a shutdown signal. Inside, [`get_running_loop`] returns this
     /// loop, so `spawn` works from tasks on the workers. Workers help whether or not
-    /// the loop itself is running.
+    /// the loop itself is running. The worker runs inside the loop's
+    /// [runner context](LoopBuilder::runner_context), as the loop's own thread does.
     ///
     /// # Errors
     ///
@@ -478,7 +494,36 @@ impl EventLoop {
             return Err(Error::AlreadyRunning { loop_id: other });
         }
         let _current = CurrentGuard::set(self);
-        Ok(async_io::block_on(self.inner.executor.run(until)))
+        Ok(self.in_context(|| async_io::block_on(self.inner.executor.run(until))))
+    }
+
+    /// Runs `f` inside the loop's [runner context](LoopBuilder::runner_context), or
+    /// just runs it when the loop has none.
+    #[inline]
+    pub(crate) fn in_context<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.inner.context {
+            None => f(),
+            Some(context) => self.in_context_slow(context, f),
+        }
+    }
+
+    #[inline(never)]
+    fn in_context_slow<R>(&self, context: &RunnerContext, f: impl FnOnce() -> R) -> R {
+        let mut f = Some(f);
+        let mut out = None;
+        context(&mut || {
+            if let Some(f) = f.take() {
+                out = Some(f());
+            }
+        });
+        match out {
+            Some(out) => out,
+            None => panic!(
+                "the runner context of event loop #{} returned without calling the function \
+                 it was given; a runner context must call it exactly once",
+                self.inner.id
+            ),
+        }
     }
 
     /// Adds a hook run by `close()`, before the tasks are dropped.

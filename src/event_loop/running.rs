@@ -88,6 +88,16 @@ pub(crate) struct RunGuard<'a> {
 
 impl RunGuard<'_> {
     pub(crate) fn run_until_complete<F: Future>(self, future: F) -> Result<F::Output, Error> {
+        let lp = self.lp;
+        if lp.inner.context.is_some() {
+            return lp.in_context(move || self.run_plain(future));
+        }
+        self.run_plain(future)
+    }
+
+    /// `run_until_complete` inside the runner context, if there is one.
+    #[inline]
+    fn run_plain<F: Future>(self, future: F) -> Result<F::Output, Error> {
         let mut future = pin!(future);
         // A future that is ready at once needs neither the executor nor the reactor:
         // poll it once here (a spurious poll is harmless to a pending one).
