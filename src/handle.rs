@@ -5,7 +5,7 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -101,10 +101,22 @@ impl fmt::Debug for TimerHandle {
 pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
 
 /// The callbacks of one loop: ready ones in FIFO order, timed ones by deadline.
+///
+/// They run in passes, as the iterations of asyncio's loop: a pass runs the callbacks
+/// that were ready when it began, and what those schedule waits for the next pass.
+/// Once `stop()` was called, no pass begins in this run after the one that ran in it
+/// (or, for a stop before the run, after its first one): the rest waits for the next run.
 pub(crate) struct Callbacks {
     queues: Mutex<Queues>,
     /// Wakes the driver task when a callback is added.
     event: Event,
+    /// The number of the loop's current (or last) run; only the thread that runs the
+    /// loop writes it.
+    run: AtomicU64,
+    /// `stop()` was called and the run it ends has not ended yet: no new pass.
+    stopping: AtomicBool,
+    /// Notified when a run begins.
+    run_begun: Event,
 }
 
 #[derive(Default)]
@@ -142,7 +154,37 @@ impl Ord for Timed {
 
 impl Callbacks {
     pub(crate) fn new() -> Callbacks {
-        Callbacks { queues: Mutex::new(Queues::default()), event: Event::new() }
+        Callbacks {
+            queues: Mutex::new(Queues::default()),
+            event: Event::new(),
+            run: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            run_begun: Event::new(),
+        }
+    }
+
+    /// A run of the loop begins: a driver held back by a stop may run a pass again.
+    pub(crate) fn begin_run(&self) {
+        // Only the thread that claimed the loop for this run writes the number.
+        self.run.store(self.run.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
+        self.run_begun.notify(usize::MAX);
+    }
+
+    /// `stop()` was called: no pass begins in this run after the one under way (or, if
+    /// the loop is not running, after the first pass of the next run).
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// The run that a stop ended is over.
+    pub(crate) fn clear_stop(&self) {
+        self.stopping.store(false, Ordering::Release);
+    }
+
+    /// Whether a stop holds the driver back: it already ran a pass in run `last_run`,
+    /// which is still the current one.
+    fn held_back(&self, last_run: Option<u64>) -> bool {
+        self.stopping.load(Ordering::Acquire) && last_run == Some(self.run.load(Ordering::Acquire))
     }
 
     fn lock(&self) -> MutexGuard<'_, Queues> {
@@ -200,10 +242,21 @@ impl Callbacks {
 
     /// The task that runs the callbacks of a loop; spawned on the loop's executor.
     pub(crate) async fn drive(self: Arc<Self>, report: fn(&str)) {
+        // The run in which the last pass ran.
+        let mut last_run = None;
         loop {
+            if self.held_back(last_run) {
+                // Register, then look again, so that a run that begins meanwhile is seen.
+                let begun = self.run_begun.listen();
+                if self.held_back(last_run) {
+                    begun.await;
+                }
+                continue;
+            }
             let listener = self.event.listen();
             let (batch, next) = self.take_due();
             if !batch.is_empty() {
+                last_run = Some(self.run.load(Ordering::Acquire));
                 for (handle, callback) in batch {
                     if handle.is_cancelled() {
                         continue;

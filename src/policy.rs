@@ -52,7 +52,8 @@ pub trait EventLoopPolicy: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     ///
     /// [`Error::NoCurrentLoop`] where the policy does not create one (for the default
-    /// policy: a thread other than the main thread with no loop set).
+    /// policy: a thread other than the main thread with no loop set, or the main thread
+    /// once `set_event_loop` was called there and left no loop).
     fn get_event_loop(&self) -> Result<EventLoop, Error>;
 
     /// Sets (or with `None`, clears) the loop of the current context.
@@ -91,8 +92,10 @@ pub trait EventLoopPolicy: Send + Sync + fmt::Debug + 'static {
 
 /// The default policy: one current loop per thread, registered as `"default"`.
 ///
-/// `get_event_loop()` on the main thread with no loop set creates one and sets it; on
-/// any other thread it is [`Error::NoCurrentLoop`].
+/// `get_event_loop()` on the main thread with no loop set creates one and sets it, as
+/// long as `set_event_loop` was never called on that thread (with a loop or `None`:
+/// asyncio's `_set_called`); after that, and on any other thread, it is
+/// [`Error::NoCurrentLoop`].
 ///
 /// # Examples
 ///
@@ -108,9 +111,10 @@ pub struct DefaultEventLoopPolicy {
 }
 
 thread_local! {
-    /// The current loop of this thread, per default-policy instance (by id), with the
-    /// fork generation it was set in.
-    static CURRENT: RefCell<Vec<(u64, u64, EventLoop)>> = const { RefCell::new(Vec::new()) };
+    /// What `set_event_loop` was last given on this thread, per default-policy instance
+    /// (by id), with the fork generation it was set in. An entry with `None` is asyncio's
+    /// `_set_called` without a loop: no loop is made implicitly any more.
+    static CURRENT: RefCell<Vec<(u64, u64, Option<EventLoop>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl DefaultEventLoopPolicy {
@@ -121,10 +125,17 @@ impl DefaultEventLoopPolicy {
     }
 
     fn current(&self) -> Option<EventLoop> {
+        self.entry().flatten()
+    }
+
+    /// What `set_event_loop` was last given on this thread: `None` if it was never
+    /// called (in this process), `Some(None)` if it was last called with `None`.
+    fn entry(&self) -> Option<Option<EventLoop>> {
         let generation = crate::fork::generation();
         CURRENT.with(|c| {
             let mut c = c.borrow_mut();
-            // Loops set before a fork belong to the parent process.
+            // Loops set before a fork belong to the parent process; a forked child
+            // starts as if `set_event_loop` had never been called, as asyncio's does.
             c.retain(|(_, g, _)| *g == generation);
             c.iter().find(|(id, _, _)| *id == self.id).map(|(_, _, lp)| lp.clone())
         })
@@ -152,15 +163,16 @@ impl DefaultEventLoopPolicy {
     }
 
     /// This thread's loop by asyncio's rule, with new loops made by `make`: the loop set
-    /// on this thread; on the main thread with none set, a loop from `make`, set as
-    /// current; on any other thread, [`Error::NoCurrentLoop`].
+    /// on this thread; on the main thread where `set_event_loop` was never called, a
+    /// loop from `make`, set as current; else [`Error::NoCurrentLoop`].
     ///
     /// A policy that keeps asyncio's per-thread context but makes another kind of loop
     /// calls this from its `get_event_loop`.
     ///
     /// # Errors
     ///
-    /// [`Error::NoCurrentLoop`] off the main thread with no loop set; `make`'s error.
+    /// [`Error::NoCurrentLoop`] off the main thread with no loop set, or on the main
+    /// thread after `set_event_loop(None)`; `make`'s error.
     ///
     /// # Examples
     ///
@@ -180,11 +192,14 @@ impl DefaultEventLoopPolicy {
         &self,
         make: impl FnOnce() -> Result<EventLoop, Error>,
     ) -> Result<EventLoop, Error> {
-        if let Some(lp) = self.current() {
-            return Ok(lp);
-        }
-        if !is_main_thread() {
-            return Err(Error::NoCurrentLoop { thread: thread_name() });
+        match self.entry() {
+            Some(Some(lp)) => return Ok(lp),
+            // `set_event_loop` was called here: no implicit loop, even on the main thread.
+            Some(None) => return Err(Error::NoCurrentLoop { thread: thread_name() }),
+            None if !is_main_thread() => {
+                return Err(Error::NoCurrentLoop { thread: thread_name() });
+            }
+            None => {}
         }
         let lp = make()?;
         self.set_event_loop(Some(lp.clone()))?;
@@ -212,9 +227,8 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
         CURRENT.with(|c| {
             let mut c = c.borrow_mut();
             c.retain(|(id, _, _)| *id != self.id);
-            if let Some(lp) = lp {
-                c.push((self.id, crate::fork::generation(), lp));
-            }
+            // Kept with `None` too: it records that `set_event_loop` was called.
+            c.push((self.id, crate::fork::generation(), lp));
         });
         Ok(())
     }
@@ -319,7 +333,8 @@ pub fn set_event_loop_policy(policy: Option<Arc<dyn EventLoopPolicy>>) {
 /// # Errors
 ///
 /// [`Error::NoCurrentLoop`] on a thread that has no loop and where the policy does not
-/// create one (with the default policy: any thread but the main thread).
+/// create one (with the default policy: any thread but the main thread, and the main
+/// thread too once `set_event_loop` was called there, e.g. with `None`).
 ///
 /// # Examples
 ///

@@ -1,8 +1,10 @@
-//! Model-based test: random sequences of policy and loop operations on two threads,
-//! checked against a small model of asyncio's rules. Every refused operation must
-//! return the documented error.
+//! Model-based test: random sequences of policy and loop operations on two threads and
+//! the main thread, checked against a small model of asyncio's rules. Every refused
+//! operation must return the documented error.
 //!
-//! Runs without the harness: it owns the process-wide policy slot for its whole run.
+//! Runs without the harness: it owns the process-wide policy slot for its whole run,
+//! and its `main` is the process's main thread, where asyncio makes loops on demand
+//! until `set_event_loop` is called there.
 
 mod common;
 
@@ -13,7 +15,9 @@ use polyloop::{Error, EventLoop};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-const THREADS: [&str; 2] = ["model-a", "model-b"];
+/// The threads operations run on; the last one is the main thread (this one).
+const THREADS: [&str; 3] = ["model-a", "model-b", "main"];
+const MAIN: usize = 2;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -30,7 +34,7 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let t = 0..2usize;
+    let t = 0..3usize;
     let lp = 0..8usize;
     prop_oneof![
         3 => t.clone().prop_map(|t| Op::New { t }),
@@ -55,11 +59,30 @@ enum Outcome {
     Failed(Error),
 }
 
-/// The model: which loop each thread has set, and which loops are closed.
+/// The model: which loop each thread has set, whether `set_event_loop` was called on
+/// it (asyncio's `_set_called`), and which loops are closed.
 #[derive(Default)]
 struct Model {
-    current: [Option<usize>; 2],
+    current: [Option<usize>; 3],
+    set_called: [bool; 3],
     closed: Vec<bool>,
+}
+
+impl Model {
+    /// A fresh default policy: no thread has a loop or was ever told one.
+    fn reset(&mut self) {
+        self.current = [None; 3];
+        self.set_called = [false; 3];
+    }
+}
+
+/// Runs `f` on thread `t`: a worker, or the main thread itself.
+fn on<R: Send + 'static>(
+    workers: &[Worker; 2],
+    t: usize,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    if t == MAIN { f() } else { workers[t].call(f) }
 }
 
 /// A thread that runs closures sent to it, one at a time.
@@ -110,7 +133,7 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for op in ops {
         let (got, want) = match op.clone() {
             Op::New { t } => {
-                let lp = workers[t].call(|| polyloop::new_event_loop().unwrap());
+                let lp = on(&workers, t, || polyloop::new_event_loop().unwrap());
                 loops.push(lp);
                 model.closed.push(false);
                 (Outcome::Done, Outcome::Done)
@@ -118,26 +141,38 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Set { t, lp } => {
                 let pick = lp.filter(|_| !loops.is_empty()).map(|i| i % loops.len());
                 let arg = pick.map(|i| loops[i].clone());
-                let got = workers[t].call(move || polyloop::set_event_loop(arg));
+                let got = on(&workers, t, move || polyloop::set_event_loop(arg));
                 model.current[t] = pick;
+                model.set_called[t] = true;
                 (outcome(got), Outcome::Done)
             }
             Op::Get { t } => {
-                let got = workers[t].call(polyloop::get_event_loop);
-                let got = match got {
-                    Ok(lp) => Outcome::Loop(index_of(&loops, &lp)),
-                    Err(e) => Outcome::Failed(e),
-                };
+                let got = on(&workers, t, polyloop::get_event_loop);
+                // Only the main thread, never told a loop, gets one made (and set).
                 let want = match model.current[t] {
                     Some(i) => Outcome::Loop(i),
+                    None if t == MAIN && !model.set_called[t] => {
+                        model.current[t] = Some(loops.len());
+                        model.set_called[t] = true;
+                        Outcome::Loop(loops.len())
+                    }
                     None => Outcome::Failed(Error::NoCurrentLoop { thread: THREADS[t].into() }),
+                };
+                let got = match got {
+                    Ok(lp) if !loops.contains(&lp) => {
+                        loops.push(lp);
+                        model.closed.push(false);
+                        Outcome::Loop(loops.len() - 1)
+                    }
+                    Ok(lp) => Outcome::Loop(index_of(&loops, &lp)),
+                    Err(e) => Outcome::Failed(e),
                 };
                 (got, want)
             }
             Op::Run { t, lp } => {
                 let Some(i) = pick(&loops, lp) else { continue };
                 let l = loops[i].clone();
-                let got = workers[t].call(move || {
+                let got = on(&workers, t, move || {
                     let me = l.clone();
                     l.run_until_complete(async move {
                         // Inside, the running loop comes first.
@@ -156,7 +191,7 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     continue;
                 };
                 let (lo, ln) = (loops[o].clone(), loops[n].clone());
-                let got = workers[t].call(move || {
+                let got = on(&workers, t, move || {
                     lo.run_until_complete(async move { ln.run_until_complete(async {}) })
                 });
                 let got = match got {
@@ -170,7 +205,7 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let Some(i) = pick(&loops, lp) else { continue };
                 let l = loops[i].clone();
                 let other = Worker::new("model-other");
-                let got = workers[t].call(move || {
+                let got = on(&workers, t, move || {
                     let l2 = l.clone();
                     l.run_until_complete(async move {
                         other.call(move || l2.run_until_complete(async {}))
@@ -186,7 +221,7 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::StopThenRun { t, lp } => {
                 let Some(i) = pick(&loops, lp) else { continue };
                 let l = loops[i].clone();
-                let got = workers[t].call(move || {
+                let got = on(&workers, t, move || {
                     l.stop();
                     l.run_until_complete(std::future::pending::<()>())
                 });
@@ -196,20 +231,20 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Close { t, lp } => {
                 let Some(i) = pick(&loops, lp) else { continue };
                 let l = loops[i].clone();
-                let got = workers[t].call(move || l.close());
+                let got = on(&workers, t, move || l.close());
                 model.closed[i] = true;
                 (outcome(got), Outcome::Done)
             }
             Op::SetPolicyNone => {
                 polyloop::set_event_loop_policy(None);
-                model.current = [None, None];
+                model.reset();
                 (Outcome::Done, Outcome::Done)
             }
             Op::Install { name } => {
                 let got = polyloop::plugin::install(name).map(drop);
                 let want = match name {
                     "default" => {
-                        model.current = [None, None];
+                        model.reset();
                         Outcome::Done
                     }
                     "no-such-policy" => Outcome::Failed(Error::UnknownPolicy {
@@ -253,5 +288,7 @@ fn main() {
     if let Err(e) = result {
         panic!("model check failed: {e}");
     }
-    println!("model_policy: 64 random sequences matched the model");
+    println!(
+        "model_policy: 64 random sequences on two threads and the main thread matched the model"
+    );
 }

@@ -160,6 +160,7 @@ impl EventLoop {
     pub fn run_forever(&self) -> Result<(), Error> {
         let guard = self.enter()?;
         let inner = &*self.inner;
+        inner.callbacks.begin_run();
         self.in_context(|| async_io::block_on(inner.executor.run(wait_stopped(inner))));
         drop(guard);
         Ok(())
@@ -168,7 +169,11 @@ impl EventLoop {
     /// Asks the loop to stop: `run_forever` returns after the current pass, and a
     /// `run_until_complete` whose future has not finished returns [`Error::Stopped`].
     /// Called while the loop is not running, it makes the next run stop after one pass.
+    ///
+    /// As in asyncio, a pass runs the callbacks that were ready when it began: those
+    /// that the last pass schedules run in the next run, not in this one.
     pub fn stop(&self) {
+        self.inner.callbacks.stop();
         self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.stop_event.notify(usize::MAX);
     }

@@ -113,6 +113,7 @@ impl RunGuard<'_> {
     #[inline(never)]
     fn run_polled<F: Future>(self, mut future: Pin<&mut F>) -> Result<F::Output, Error> {
         let inner = &*self.lp.inner;
+        inner.callbacks.begin_run();
         let stopped = async {
             wait_stopped(inner).await;
             None
@@ -140,6 +141,7 @@ impl Drop for RunGuard<'_> {
         // Only written when set: a store would cost a locked instruction on every run.
         if inner.stopping.load(Ordering::Relaxed) {
             inner.stopping.store(false, Ordering::SeqCst);
+            inner.callbacks.clear_stop();
         }
         inner.phase.store(IDLE, Ordering::Release);
     }
