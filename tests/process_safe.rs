@@ -13,7 +13,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use polyloop::process::{ChildWatcher, Command, FastChildWatcher, SafeChildWatcher};
+use polyloop::process::{
+    ChildWatchError, ChildWatcher, Command, FastChildWatcher, SafeChildWatcher,
+};
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 
@@ -119,7 +121,71 @@ fn dropped_child_is_reaped_after_its_loop_stops() {
     }
 }
 
+/// The watcher is attached to the main thread's loop, which is open but not running.
+/// A child spawned from another thread was accepted, and its status never came (no
+/// loop ran the rescan): a hang. As asyncio's, the watcher is active only while its
+/// loop runs, and the spawn fails at once with `Inactive`.
+fn spawn_from_another_thread_while_the_loop_is_idle_is_refused() {
+    for w in [safe(), fast()] {
+        let lp = polyloop::new_event_loop().unwrap();
+        w.attach_loop(Some(&lp));
+        let w2 = w.clone();
+        let spawned =
+            std::thread::spawn(move || Command::new("true").watcher(w2).spawn().map(|c| c.id()))
+                .join()
+                .unwrap();
+        let err = spawned.expect_err("a child whose status would never arrive was accepted");
+        assert!(
+            matches!(ChildWatchError::from_io(&err), Some(ChildWatchError::Inactive { .. })),
+            "{err}"
+        );
+        assert!(err.to_string().contains("running event loop"), "{err}");
+        assert!(!w.is_active(), "{}: attached to a loop that is not running", w.name());
+        // While the loop runs, the watcher is active; once the run ends, it is not.
+        assert!(lp.run_until_complete(async { w.is_active() }).unwrap(), "{}", w.name());
+        assert!(!w.is_active());
+        w.close();
+        lp.close().unwrap();
+    }
+}
+
+/// A child spawned from another thread while the attached loop runs is reported.
+fn spawn_from_another_thread_while_the_loop_runs_is_reported() {
+    for w in [safe(), fast()] {
+        let lp = polyloop::new_event_loop().unwrap();
+        w.attach_loop(Some(&lp));
+        let w2 = w.clone();
+        let status = lp
+            .run_until_complete(polyloop::timeout(WATCHDOG, async move {
+                let other = std::thread::spawn(move || {
+                    polyloop::block_on(async {
+                        let mut c =
+                            Command::new("sh").args(["-c", "exit 5"]).watcher(w2).spawn()?;
+                        polyloop::timeout(WATCHDOG, c.wait()).await?
+                    })
+                });
+                while !other.is_finished() {
+                    polyloop::sleep(Duration::from_millis(2)).await;
+                }
+                other.join().unwrap()
+            }))
+            .unwrap()
+            .expect("watchdog fired");
+        assert_eq!(status.unwrap().code(), Some(5), "{} watcher", w.name());
+        w.close();
+        lp.close().unwrap();
+    }
+}
+
 const CASES: &[common::Case] = &[
+    (
+        "spawn_from_another_thread_while_the_loop_is_idle_is_refused",
+        spawn_from_another_thread_while_the_loop_is_idle_is_refused,
+    ),
+    (
+        "spawn_from_another_thread_while_the_loop_runs_is_reported",
+        spawn_from_another_thread_while_the_loop_runs_is_reported,
+    ),
     (
         "rescan_lost_with_its_loop_does_not_stop_scanning",
         rescan_lost_with_its_loop_does_not_stop_scanning,

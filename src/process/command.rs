@@ -170,8 +170,8 @@ impl Command {
 
     /// Starts the child, watched from the start.
     ///
-    /// An inactive watcher (a safe or fast one with no loop) is attached to the loop
-    /// running on this thread when this is the main thread, as asyncio does.
+    /// An inactive watcher (a safe or fast one whose loop does not run) is attached to
+    /// the loop running on this thread when this is the main thread, as asyncio does.
     ///
     /// # Errors
     ///

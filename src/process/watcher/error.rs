@@ -38,7 +38,8 @@ pub enum ChildWatchError {
         /// The watcher's name, e.g. `"pidfd"`.
         watcher: &'static str,
     },
-    /// The watcher is not active: closed, or it needs an event loop and has none.
+    /// The watcher is not active: closed, or it needs a running event loop and the one
+    /// it is attached to (if any) is not running.
     Inactive {
         /// The watcher's name, e.g. `"safe"`.
         watcher: String,
@@ -108,10 +109,10 @@ impl fmt::Display for ChildWatchError {
             ),
             ChildWatchError::Inactive { watcher } => write!(
                 f,
-                "the {watcher} child watcher is not active (closed, or not attached to an event \
-                 loop), so no child can be spawned through it; spawn from a loop running on the \
-                 main thread, call attach_loop(Some(&loop)) with a loop that runs, or install \
-                 an open watcher"
+                "the {watcher} child watcher is not active (closed, or not attached to a running \
+                 event loop), so no child can be spawned through it; spawn from a loop running \
+                 on the main thread, spawn while the loop it is attached to runs, or install a \
+                 watcher that needs no loop (pidfd, threaded)"
             ),
             ChildWatchError::HandlerGone { pid } => write!(
                 f,

@@ -19,7 +19,7 @@ use super::polling::{Engine, Mode};
 /// At most 4096 are kept (the oldest go first), and a kept status is dropped, not
 /// handed over, once its pid names a new child of this process.
 ///
-/// It is active only while attached to an open loop; see `SafeChildWatcher`.
+/// It is active only while the loop it is attached to runs; see `SafeChildWatcher`.
 ///
 /// # Examples
 ///

@@ -85,7 +85,9 @@ pub trait ChildWatcher: Send + Sync + fmt::Debug + 'static {
     /// Attaches the watcher to `lp` (or with `None`, detaches it); handlers run there.
     fn attach_loop(&self, lp: Option<&EventLoop>);
 
-    /// Whether the watcher can take new children now.
+    /// Whether the watcher can take new children now. The safe and fast watchers are
+    /// active only while the loop they are attached to runs (asyncio's
+    /// `loop is not None and loop.is_running()`); the others while they are open.
     fn is_active(&self) -> bool;
 
     /// Refuses new children from now on, and frees what the watcher holds once the

@@ -224,8 +224,10 @@ impl Engine {
         let state = self.core.lock();
         match self.mode {
             Mode::MultiLoop => !state.closed,
+            // As asyncio's: only while the attached loop runs. A child accepted while
+            // it is idle would wait for a rescan that may never run.
             Mode::Safe | Mode::Fast => {
-                !state.closed && state.lp.as_ref().is_some_and(|lp| !lp.is_closed())
+                !state.closed && state.lp.as_ref().is_some_and(EventLoop::is_running)
             }
         }
     }

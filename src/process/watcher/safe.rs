@@ -10,10 +10,14 @@ use super::polling::{Engine, Mode};
 /// on the attached event loop, and only while it runs: the main thread's loop, as
 /// asyncio's `SafeChildWatcher`.
 ///
-/// It is active only while attached to an open loop. [`Command::spawn`] attaches it to
-/// the loop running on the main thread; elsewhere, without a loop, spawning fails with
-/// [`ChildWatchError::Inactive`](super::ChildWatchError::Inactive). Children that end
-/// while it is detached are reported once a loop is attached again.
+/// It is active only while the loop it is attached to runs, as asyncio's `is_active()`
+/// (`loop is not None and loop.is_running()`). [`Command::spawn`] attaches it to the
+/// loop running on the main thread; elsewhere, while the attached loop does not run,
+/// spawning fails at once with
+/// [`ChildWatchError::Inactive`](super::ChildWatchError::Inactive) rather than accept
+/// a child whose status would wait for a loop that may never run again. Children it
+/// already watches that end while the loop is idle or detached are reported once it
+/// runs (or a loop is attached) again.
 ///
 /// A child whose end nobody awaits any more (its [`ChildExit`](super::ChildExit) or
 /// [`Child`](crate::process::Child) was dropped before it ended) is reaped without the
@@ -31,7 +35,8 @@ use super::polling::{Engine, Mode};
 /// assert!(!watcher.is_active());
 /// let lp = polyloop::new_event_loop()?;
 /// watcher.attach_loop(Some(&lp));
-/// assert!(watcher.is_active());
+/// assert!(!watcher.is_active()); // attached, but the loop does not run
+/// assert!(lp.run_until_complete(async { watcher.is_active() })?);
 /// let child = std::process::Command::new("true").spawn()?;
 /// let status = lp.run_until_complete(watcher.watch(child.id()))??;
 /// assert!(status.success());
