@@ -271,13 +271,7 @@ impl Callbacks {
                 continue;
             }
             match next {
-                Some(when) => {
-                    async {
-                        async_io::Timer::at(when).await;
-                    }
-                    .or(listener)
-                    .await
-                }
+                Some(when) => crate::fork::sleep_until(when).or(listener).await,
                 None => listener.await,
             }
         }

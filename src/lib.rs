@@ -58,6 +58,48 @@
 //! polyloop::set_event_loop_policy(None);      // back to a fresh default policy
 //! # Ok::<(), polyloop::Error>(())
 //! ```
+//!
+//! # asyncio's rules, as polyloop keeps them
+//!
+//! - [`get_event_loop`] returns the running loop first; else the policy's loop for this
+//!   thread. The default policy makes one on the main thread only while
+//!   [`set_event_loop`] was never called there: after `set_event_loop(None)` (or any
+//!   call) it is [`Error::NoCurrentLoop`] naming the thread, as asyncio's `_set_called`.
+//!   [`block_on`] still makes a loop there (asyncio would refuse).
+//! - Callbacks run in passes: each pass runs the callbacks that were ready when it
+//!   began, and what they schedule waits for the next pass. After
+//!   [`stop`](EventLoop::stop), the run ends after the pass under way (for a stop made
+//!   before the run, after its first pass); what that pass scheduled runs in the next run.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//!
+//! let lp = polyloop::new_event_loop()?;
+//! let log = Arc::new(Mutex::new(Vec::new()));
+//! let (inner, l) = (lp.clone(), log.clone());
+//! lp.call_soon(move || {
+//!     l.lock().unwrap().push("first");
+//!     let l = l.clone();
+//!     inner.call_soon(move || l.lock().unwrap().push("next pass"));
+//! });
+//! lp.stop();
+//! lp.run_forever()?;
+//! assert_eq!(*log.lock().unwrap(), ["first"]);
+//! lp.stop();
+//! lp.run_forever()?;
+//! assert_eq!(*log.lock().unwrap(), ["first", "next pass"]);
+//! # Ok::<(), polyloop::Error>(())
+//! ```
+//!
+//! - The safe and fast child watchers are active only while the loop they are
+//!   attached to runs; a spawn through one that is not fails at once with
+//!   [`ChildWatchError::Inactive`](process::ChildWatchError::Inactive).
+//! - In a forked child there is no current or running loop of the parent's. A new
+//!   loop works there (tasks, callbacks, timers, children through a threaded watcher);
+//!   if the parent had used async-io's reactor, reactor I/O fails with a clear error,
+//!   and the parent's watchers refuse with
+//!   [`ChildWatchError::Forked`](process::ChildWatchError::Forked). The details are in
+//!   `docs/reliability.md`.
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -228,7 +270,11 @@ where
 /// assert!(start.elapsed() >= Duration::from_millis(10));
 /// ```
 pub async fn sleep(duration: Duration) {
-    async_io::Timer::after(duration).await;
+    match Instant::now().checked_add(duration) {
+        Some(deadline) => fork::sleep_until(deadline).await,
+        // Beyond what an `Instant` can hold: never.
+        None => std::future::pending().await,
+    }
 }
 
 /// Waits until `deadline` (at once if it has passed), as tokio's `sleep_until`.
@@ -249,7 +295,7 @@ pub async fn sleep(duration: Duration) {
 /// polyloop::block_on(polyloop::sleep_until(deadline - Duration::from_millis(5)));
 /// ```
 pub async fn sleep_until(deadline: Instant) {
-    async_io::Timer::at(deadline).await;
+    fork::sleep_until(deadline).await;
 }
 
 /// Gives the other tasks a turn, then resumes.
@@ -280,7 +326,7 @@ pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Outp
     use futures_lite::FutureExt;
     async { Ok(future.await) }
         .or(async {
-            async_io::Timer::after(duration).await;
+            sleep(duration).await;
             Err(TimedOut { after: duration })
         })
         .await

@@ -161,7 +161,7 @@ impl EventLoop {
         let guard = self.enter()?;
         let inner = &*self.inner;
         inner.callbacks.begin_run();
-        self.in_context(|| async_io::block_on(inner.executor.run(wait_stopped(inner))));
+        self.in_context(|| crate::fork::block_on(inner.executor.run(wait_stopped(inner))));
         drop(guard);
         Ok(())
     }
@@ -499,7 +499,7 @@ impl EventLoop {
             return Err(Error::AlreadyRunning { loop_id: other });
         }
         let _current = CurrentGuard::set(self);
-        Ok(self.in_context(|| async_io::block_on(self.inner.executor.run(until))))
+        Ok(self.in_context(|| crate::fork::block_on(self.inner.executor.run(until))))
     }
 
     /// Runs `f` inside the loop's [runner context](LoopBuilder::runner_context), or

@@ -10,6 +10,7 @@ use futures_lite::FutureExt;
 
 use super::{EventLoop, IDLE, wait_stopped};
 use crate::error::Error;
+use crate::fork;
 
 thread_local! {
     /// The loop running on this thread (also set on the worker threads of a loop): the
@@ -127,7 +128,7 @@ impl RunGuard<'_> {
             }
             future.as_mut().poll(cx)
         });
-        let out = async_io::block_on(inner.executor.run(async { Some(future.await) }.or(stopped)));
+        let out = fork::block_on(inner.executor.run(async { Some(future.await) }.or(stopped)));
         let id = inner.id;
         drop(self);
         out.ok_or(Error::Stopped { loop_id: id })

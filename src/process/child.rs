@@ -83,6 +83,9 @@ impl Child {
     }
 
     pub(crate) fn set_pipes(&mut self, child: &mut std::process::Child) -> io::Result<()> {
+        if child.stdin.is_some() || child.stdout.is_some() || child.stderr.is_some() {
+            crate::fork::check_reactor()?;
+        }
         self.stdin = child.stdin.take().map(Async::new).transpose()?;
         self.stdout = child.stdout.take().map(Async::new).transpose()?;
         self.stderr = child.stderr.take().map(Async::new).transpose()?;

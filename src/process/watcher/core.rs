@@ -95,11 +95,30 @@ pub(crate) enum Added {
 pub(crate) struct Core {
     pub(crate) name: &'static str,
     state: Mutex<State>,
+    /// The fork generation the watcher was made in: in a forked child, the parent's
+    /// watcher refuses every child (its children, threads and reactor registrations
+    /// stayed with the parent) instead of waiting for news that cannot come.
+    generation: u64,
 }
 
 impl Core {
     pub(crate) fn new(name: &'static str) -> Core {
-        Core { name, state: Mutex::new(State::default()) }
+        Core { name, state: Mutex::new(State::default()), generation: crate::fork::generation() }
+    }
+
+    /// Whether this watcher was inherited across `fork()` (made in an ancestor process).
+    pub(crate) fn is_inherited(&self) -> bool {
+        self.generation != crate::fork::generation()
+    }
+
+    /// [`ChildWatchError::Forked`](super::ChildWatchError::Forked) for a watcher
+    /// inherited across `fork()`. Checked before any lock: one held by a thread of the
+    /// parent at the fork would never be released in the child.
+    pub(crate) fn check_inherited(&self) -> io::Result<()> {
+        if self.is_inherited() {
+            return Err(super::ChildWatchError::Forked { watcher: self.name }.into());
+        }
+        Ok(())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -198,12 +217,19 @@ impl Core {
     }
 
     pub(crate) fn remove(&self, pid: u32) -> bool {
+        if self.is_inherited() {
+            return false;
+        }
         let old = self.lock().handlers.remove(&pid);
         old.is_some()
     }
 
     /// Marks the watcher closed; returns whether it is drained already.
     pub(crate) fn close(&self) -> bool {
+        // What an inherited watcher holds belongs to the parent: leave it be.
+        if self.is_inherited() {
+            return false;
+        }
         let mut state = self.lock();
         state.closed = true;
         state.exited.clear();
@@ -215,6 +241,9 @@ impl Core {
     }
 
     pub(crate) fn attach(&self, lp: Option<&EventLoop>) {
+        if self.is_inherited() {
+            return;
+        }
         self.lock().lp = lp.cloned();
     }
 }
@@ -473,7 +502,7 @@ macro_rules! core_watcher {
             }
 
             fn is_active(&self) -> bool {
-                !self.core.is_closed()
+                !self.core.is_inherited() && !self.core.is_closed()
             }
 
             fn close(&self) {

@@ -44,6 +44,12 @@ pub enum ChildWatchError {
         /// The watcher's name, e.g. `"safe"`.
         watcher: String,
     },
+    /// The watcher was made before this process was forked: its children, threads and
+    /// reactor registrations stayed with the parent, so it watches nothing here.
+    Forked {
+        /// The watcher's name, e.g. `"safe"`.
+        watcher: &'static str,
+    },
     /// The handler was replaced by another one, or removed, before the child exited.
     HandlerGone {
         /// The child's pid.
@@ -74,9 +80,9 @@ impl ChildWatchError {
         match self {
             ChildWatchError::InvalidPid { .. } => io::ErrorKind::InvalidInput,
             ChildWatchError::NotChild { .. } => io::ErrorKind::NotFound,
-            ChildWatchError::Closed { .. } | ChildWatchError::Inactive { .. } => {
-                io::ErrorKind::NotConnected
-            }
+            ChildWatchError::Closed { .. }
+            | ChildWatchError::Inactive { .. }
+            | ChildWatchError::Forked { .. } => io::ErrorKind::NotConnected,
             ChildWatchError::HandlerGone { .. } => io::ErrorKind::Interrupted,
             ChildWatchError::NoThread { source, .. } => source.kind(),
         }
@@ -109,10 +115,18 @@ impl fmt::Display for ChildWatchError {
             ),
             ChildWatchError::Inactive { watcher } => write!(
                 f,
-                "the {watcher} child watcher is not active (closed, or not attached to a running \
-                 event loop), so no child can be spawned through it; spawn from a loop running \
+                "the {watcher} child watcher is not active (closed, not attached to a running \
+                 event loop, or made before this process was forked), so no child can be spawned through it; spawn from a loop running \
                  on the main thread, spawn while the loop it is attached to runs, or install a \
                  watcher that needs no loop (pidfd, threaded)"
+            ),
+            ChildWatchError::Forked { watcher } => write!(
+                f,
+                "the {watcher} child watcher was made before this process was forked; its \
+                 children, threads and reactor registrations stayed with the parent, so it \
+                 watches nothing here. Make a new watcher in this process (a \
+                 ThreadedChildWatcher works in a forked child), or set one with \
+                 polyloop::set_child_watcher"
             ),
             ChildWatchError::HandlerGone { pid } => write!(
                 f,

@@ -166,7 +166,12 @@ impl WatcherKind {
 
     /// The default: pidfd where the kernel has it, else threaded.
     pub fn default_kind() -> WatcherKind {
-        if pidfd::is_supported() { WatcherKind::Pidfd } else { WatcherKind::Threaded }
+        // A forked child that lost the reactor cannot watch pidfds: threads it is.
+        if pidfd::is_supported() && !crate::fork::reactor_lost() {
+            WatcherKind::Pidfd
+        } else {
+            WatcherKind::Threaded
+        }
     }
 
     /// The kind `POLYLOOP_CHILD_WATCHER` names, or the default when it is unset or empty.
@@ -249,7 +254,8 @@ pub fn default_watcher() -> std::io::Result<Arc<dyn ChildWatcher>> {
     WatcherKind::default_kind().create().map_err(std::io::Error::from)
 }
 
-static WATCHER: RwLock<Option<Arc<dyn ChildWatcher>>> = RwLock::new(None);
+/// The process-wide watcher, and the fork generation it was set or made in.
+static WATCHER: RwLock<Option<(u64, Arc<dyn ChildWatcher>)>> = RwLock::new(None);
 
 /// The process-wide watcher behind the policies' default `get_child_watcher`: the one
 /// set, else a new one of the kind `POLYLOOP_CHILD_WATCHER` names (default: pidfd,
@@ -260,26 +266,36 @@ static WATCHER: RwLock<Option<Arc<dyn ChildWatcher>>> = RwLock::new(None);
 /// [`Error::InvalidEnv`] for a bad `POLYLOOP_CHILD_WATCHER`;
 /// [`Error::ChildWatcherUnavailable`] when the watcher cannot be made.
 pub fn get_child_watcher() -> Result<Arc<dyn ChildWatcher>, Error> {
-    if let Some(w) = WATCHER.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
-        return Ok(w.clone());
+    let generation = crate::fork::generation();
+    if let Some((g, w)) = WATCHER.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        if *g == generation {
+            return Ok(w.clone());
+        }
     }
     let mut slot = WATCHER.write().unwrap_or_else(PoisonError::into_inner);
-    if let Some(w) = slot.as_ref() {
-        return Ok(w.clone());
+    if let Some((g, w)) = slot.as_ref() {
+        if *g == generation {
+            return Ok(w.clone());
+        }
     }
+    // None yet, or the parent's (a forked child makes its own, as it starts with no
+    // loop of its parent's; the parent's is left alone: what it holds is the parent's).
     let w = WatcherKind::from_env()?.create()?;
-    *slot = Some(w.clone());
+    if let Some(inherited) = slot.replace((generation, w.clone())) {
+        std::mem::forget(inherited);
+    }
     Ok(w)
 }
 
 /// Sets the process-wide watcher; `None` makes the next [`get_child_watcher`] create a
 /// fresh one. The watcher it replaces is closed (its children are still reaped).
 pub fn set_child_watcher(watcher: Option<Arc<dyn ChildWatcher>>) {
+    let generation = crate::fork::generation();
     let old = std::mem::replace(
         &mut *WATCHER.write().unwrap_or_else(PoisonError::into_inner),
-        watcher.clone(),
+        watcher.clone().map(|w| (generation, w)),
     );
-    if let Some(old) = old {
+    if let Some((_, old)) = old {
         let same = watcher.as_ref().is_some_and(|w| Arc::ptr_eq(w, &old));
         if !same {
             old.close();

@@ -81,6 +81,9 @@ impl PidfdChildWatcher {
         waiter: Waiter,
         spawned: Option<Arc<OwnedFd>>,
     ) -> Result<(), (io::Error, Waiter)> {
+        if let Err(e) = self.core.check_inherited() {
+            return Err((e, waiter));
+        }
         let pidfds = match self.pidfds() {
             Ok(pidfds) => pidfds,
             Err(e) => return Err((e, waiter)),
@@ -173,6 +176,7 @@ impl PidfdSet {
             orphaned: AtomicBool::new(false),
         });
         // An epoll fd is readable while one of its fds is ready; nothing reads it.
+        crate::fork::check_reactor()?;
         let source = Async::new_nonblocking(epoll)?;
         let p = pidfds.clone();
         let readable = Readable::new(source, move |_| p.reap_ready());
@@ -287,6 +291,7 @@ pub(crate) fn watch_pid(core: &Arc<Core>, pid: u32) -> io::Result<()> {
 fn register(core: &Arc<Core>, pid: u32, fd: Arc<OwnedFd>) -> io::Result<Readable<Arc<OwnedFd>>> {
     // No read or write ever goes through it (readiness only, then a `WNOHANG` reap),
     // so it need not be switched to non-blocking mode.
+    crate::fork::check_reactor()?;
     let source = Async::new_nonblocking(fd)?;
     let core = core.clone();
     Ok(Readable::new(source, move |fd| on_exit(&core, pid, fd)))

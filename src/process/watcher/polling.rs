@@ -103,6 +103,9 @@ impl Engine {
         pid: u32,
         waiter: Waiter,
     ) -> Result<(), (io::Error, Waiter)> {
+        if let Err(e) = self.core.check_inherited() {
+            return Err((e, waiter));
+        }
         if self.mode == Mode::Fast {
             return self.add_fast(pid, waiter);
         }
@@ -211,6 +214,9 @@ impl Engine {
     }
 
     pub(crate) fn attach_loop(self: &Arc<Self>, lp: Option<&EventLoop>) {
+        if self.core.is_inherited() {
+            return;
+        }
         self.core.attach(lp);
         if lp.is_some() && self.mode != Mode::MultiLoop {
             // A child may have ended while the watcher had no loop. A rescan still
@@ -221,6 +227,9 @@ impl Engine {
     }
 
     pub(crate) fn is_active(&self) -> bool {
+        if self.core.is_inherited() {
+            return false;
+        }
         let state = self.core.lock();
         match self.mode {
             Mode::MultiLoop => !state.closed,
@@ -235,6 +244,11 @@ impl Engine {
     /// Closes: no new children; the SIGCHLD subscription goes once the children
     /// already watched have been reaped (at once when there are none).
     pub(crate) fn close(&self) {
+        // What an inherited watcher holds (its SIGCHLD subscription, the fast
+        // watchers' shared statuses) belongs to the parent: leave it be.
+        if self.core.is_inherited() {
+            return;
+        }
         if self.fast_open.swap(false, Ordering::AcqRel) {
             // The kept statuses are shared by every fast watcher (one reaps the
             // children of all): they are dropped once none is open.

@@ -35,6 +35,10 @@ struct Inner<T: AsFd + Send + Sync + 'static> {
     on_ready: OnReady<T>,
     /// The waker given to the reactor; weak, so a stopped registration is freed.
     this: Weak<Inner<T>>,
+    /// The fork generation the fd was registered in. In a forked child, deregistering
+    /// would remove the parent's registration from the epoll they share: the child
+    /// lets the fd go without it.
+    generation: u64,
 }
 
 impl<T: AsFd + Send + Sync + 'static> Readable<T> {
@@ -48,6 +52,7 @@ impl<T: AsFd + Send + Sync + 'static> Readable<T> {
             source: Mutex::new(Some(Arc::new(source))),
             on_ready: Box::new(on_ready),
             this: this.clone(),
+            generation: crate::fork::generation(),
         });
         Readable { inner }
     }
@@ -67,6 +72,15 @@ impl<T: AsFd + Send + Sync + 'static> Readable<T> {
 impl<T: AsFd + Send + Sync + 'static> Inner<T> {
     fn stop(&self) {
         let source = self.source.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.release(source);
+    }
+
+    /// Drops the registration, except in a forked child (see `generation`).
+    fn release(&self, source: Option<Arc<Async<T>>>) {
+        if self.generation != crate::fork::generation() {
+            std::mem::forget(source);
+            return;
+        }
         drop(source);
     }
 
@@ -101,6 +115,13 @@ impl<T: AsFd + Send + Sync + 'static> Inner<T> {
                 }
             }
         }
+    }
+}
+
+impl<T: AsFd + Send + Sync + 'static> Drop for Inner<T> {
+    fn drop(&mut self) {
+        let source = self.source.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        self.release(source);
     }
 }
 

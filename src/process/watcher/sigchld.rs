@@ -45,6 +45,8 @@ pub(crate) struct Subscription {
 /// cannot miss an exit.
 pub(crate) fn subscribe(listener: Listener) -> io::Result<Subscription> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
+    // The hub's pipe is watched by the reactor, which a forked child may have lost.
+    crate::fork::check_reactor()?;
     let mut hub = HUB.lock().unwrap_or_else(PoisonError::into_inner);
     if hub.is_none() {
         *hub = Some(start()?);

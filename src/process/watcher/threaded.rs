@@ -46,6 +46,9 @@ impl ThreadedChildWatcher {
     }
 
     fn add(&self, pid: u32, waiter: Waiter) -> Result<(), (io::Error, Waiter)> {
+        if let Err(e) = self.core.check_inherited() {
+            return Err((e, waiter));
+        }
         let mut fallback = false;
         let added = self.core.add(pid, waiter, false, |_| {
             let core = self.core.clone();
