@@ -1,0 +1,406 @@
+//! A [polyloop] policy whose loops run their tasks inside a tokio runtime's context,
+//! registered as `"tokio"`: `tokio::time`, `tokio::net`, `tokio::sync`, `tokio::spawn`
+//! and the crates built on them (hyper-util, reqwest, tonic, ...) work in polyloop
+//! tasks.
+//!
+//! Each loop made by [`TokioPolicy`] owns a multi-threaded tokio runtime with its I/O
+//! and time drivers. Every thread that polls the loop's tasks (the thread that runs
+//! the loop, and each worker thread lent to it) does so inside that runtime's context,
+//! through the loop's [runner context](polyloop::LoopBuilder::runner_context). The
+//! context is entered once per run, not per poll. tokio's own threads (one by default)
+//! drive its drivers and run what `tokio::spawn` started.
+//!
+//! The context is the thread, as with the default policy: each thread has its own
+//! current loop, and only the main thread gets one made for it on demand. By default a
+//! loop has no worker threads, like the default policy's; ask for some with
+//! [`TokioPolicy::with_workers`], `#[policy_main(workers = N)]` or `POLYLOOP_WORKERS`,
+//! and they share the loop's `Send` tasks as the `threadpool` policy's workers do.
+//!
+//! # Closing
+//!
+//! `close()` shuts things down in this order:
+//!
+//! 1. the loop's worker threads are told to stop and are joined, so no thread polls
+//!    its tasks any more;
+//! 2. the loop's unfinished tasks and callbacks are dropped, still inside the
+//!    runtime's context (their tokio sockets and timers deregister from a live
+//!    runtime);
+//! 3. the tokio runtime is shut down with
+//!    [`shutdown_timeout`](tokio::runtime::Runtime::shutdown_timeout): tokio's tasks
+//!    are dropped, and its threads (workers and blocking pool) are joined, waiting at
+//!    most [`TokioLoopBuilder::shutdown_timeout`] (10 s by default) for blocking tasks
+//!    that are still busy.
+//!
+//! After that no thread or file descriptor of the loop remains, unless a blocking task
+//! outlived the timeout. (`close()` called from a task that tokio runs cannot wait for
+//! its own thread: it shuts the runtime down in the background instead, and tokio's
+//! threads end on their own soon after.) A loop that is never closed keeps its runtime until the
+//! process ends.
+//!
+//! # Child processes
+//!
+//! `tokio::process` and polyloop's [`process`](polyloop::process) can run children in
+//! the same process. On Linux 5.3 and later, tokio waits for each child through a
+//! pidfd of its own and reaps it by its pid; on older kernels it listens for SIGCHLD
+//! (through `signal-hook-registry`, which chains handlers rather than replacing them)
+//! and then tries `waitpid` on each of its own children by pid. It never reaps a child
+//! it did not start. polyloop's pidfd, threaded, multi-loop and safe watchers also
+//! reap by pid, so neither side takes the other's exit statuses.
+//!
+//! The exception is polyloop's [`FastChildWatcher`](polyloop::process::FastChildWatcher),
+//! which reaps with `waitpid(-1)`: it would take the statuses of tokio's children, whose
+//! `wait()` then fails with "No child processes". Do not use the fast watcher in a
+//! program that also starts children with `tokio::process` (or `std::process`).
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use polyloop_tokio as _; // link the plug-in, so "tokio" is registered
+//!
+//! polyloop::plugin::install("tokio")?; // or POLYLOOP_POLICY=tokio
+//! let lp = polyloop::new_event_loop()?;
+//! let out = lp.run_until_complete(async {
+//!     tokio::time::sleep(Duration::from_millis(1)).await;
+//!     tokio::spawn(async { 6 * 7 }).await.unwrap()
+//! })?;
+//! assert_eq!(out, 42);
+//! lp.close()?; // polyloop's tasks, then tokio's; tokio's threads are joined
+//! # polyloop::set_event_loop_policy(None);
+//! # Ok::<(), polyloop::Error>(())
+//! ```
+//!
+//! [polyloop]: https://docs.rs/polyloop
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use event_listener::Event;
+use polyloop::{DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy};
+
+polyloop::register_policy! {
+    name: "tokio",
+    description: "loops whose tasks run inside a tokio runtime the loop owns, so tokio crates \
+                  work; per-thread context; POLYLOOP_WORKERS adds worker threads",
+    create: || Arc::new(TokioPolicy::new()),
+}
+
+/// A policy whose loops run their tasks inside a tokio runtime that each loop owns.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use polyloop_tokio::TokioPolicy;
+///
+/// polyloop::set_event_loop_policy(Some(Arc::new(TokioPolicy::with_workers(2))));
+/// let lp = polyloop::new_event_loop()?;
+/// let (tx, rx) = tokio::sync::oneshot::channel();
+/// let out = lp.run_until_complete(async move {
+///     polyloop::spawn(async move { tx.send(5).unwrap() }).detach();
+///     rx.await.unwrap()
+/// })?;
+/// assert_eq!(out, 5);
+/// lp.close()?;
+/// polyloop::set_event_loop_policy(None);
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+pub struct TokioPolicy {
+    /// The per-thread current loops.
+    context: DefaultEventLoopPolicy,
+    /// The loop settings; `workers: None` means read them when a loop is made.
+    builder: TokioLoopBuilder,
+}
+
+impl TokioPolicy {
+    /// A policy whose loops get [`PolicyOptions::workers`] worker threads, else
+    /// `POLYLOOP_WORKERS`, else none (the loop's own thread runs its tasks, as with the
+    /// default policy). The setting is read each time a loop is made.
+    ///
+    /// [`PolicyOptions::workers`]: polyloop::plugin::PolicyOptions::workers
+    pub fn new() -> TokioPolicy {
+        TokioPolicy::with_builder(TokioLoopBuilder::new())
+    }
+
+    /// A policy whose loops get exactly `workers` worker threads each, besides the
+    /// thread that runs the loop (0: none).
+    pub fn with_workers(workers: usize) -> TokioPolicy {
+        TokioPolicy::with_builder(TokioLoopBuilder::new().workers(workers))
+    }
+
+    /// A policy whose loops are made from `builder`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use polyloop::EventLoopPolicy;
+    /// use polyloop_tokio::{TokioLoopBuilder, TokioPolicy};
+    ///
+    /// let builder = TokioLoopBuilder::new().tokio_threads(2).shutdown_timeout(Duration::from_secs(1));
+    /// let lp = TokioPolicy::with_builder(builder).new_event_loop()?;
+    /// lp.close()?;
+    /// # Ok::<(), polyloop::Error>(())
+    /// ```
+    pub fn with_builder(builder: TokioLoopBuilder) -> TokioPolicy {
+        TokioPolicy { context: DefaultEventLoopPolicy::new(), builder }
+    }
+
+    /// How many worker threads the next loop gets.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEnv`] if the count comes from `POLYLOOP_WORKERS` and that is not
+    /// a whole number of at least 1.
+    pub fn workers(&self) -> Result<usize, Error> {
+        self.builder.resolved_workers()
+    }
+}
+
+impl Default for TokioPolicy {
+    fn default() -> Self {
+        TokioPolicy::new()
+    }
+}
+
+impl fmt::Debug for TokioPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokioPolicy").field("builder", &self.builder).finish()
+    }
+}
+
+impl EventLoopPolicy for TokioPolicy {
+    fn name(&self) -> &str {
+        "tokio"
+    }
+
+    /// The loop set on this thread; on the main thread with none set, a new tokio
+    /// loop (set as current).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoCurrentLoop`] on another thread with no loop set; whatever
+    /// [`new_event_loop`](TokioPolicy::new_event_loop) gives.
+    fn get_event_loop(&self) -> Result<EventLoop, Error> {
+        self.context.get_event_loop_with(|| self.new_event_loop())
+    }
+
+    fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {
+        self.context.set_event_loop(lp)
+    }
+
+    /// A new loop with its own tokio runtime (see [`TokioLoopBuilder::build`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`.
+    fn new_event_loop(&self) -> Result<EventLoop, Error> {
+        self.builder.build()
+    }
+}
+
+/// Settings for a loop whose tasks run inside a tokio runtime it owns.
+///
+/// # Examples
+///
+/// ```
+/// let lp = polyloop_tokio::TokioLoopBuilder::new().workers(1).build()?;
+/// let out = lp.run_until_complete(async {
+///     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+///     tokio::spawn(async move { tx.send("from tokio").await.unwrap() });
+///     rx.recv().await
+/// })?;
+/// assert_eq!(out, Some("from tokio"));
+/// lp.close()?;
+/// # Ok::<(), polyloop::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokioLoopBuilder {
+    workers: Option<usize>,
+    tokio_threads: usize,
+    shutdown_timeout: Duration,
+}
+
+impl TokioLoopBuilder {
+    /// The default settings: workers from the policy options or `POLYLOOP_WORKERS`
+    /// (else none), one tokio thread, a 10 s shutdown timeout.
+    pub fn new() -> TokioLoopBuilder {
+        TokioLoopBuilder {
+            workers: None,
+            tokio_threads: 1,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Worker threads that run the loop's `Send` tasks besides the loop's own thread
+    /// (0: none).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// tokio's own worker threads: they drive tokio's I/O and timers and run the tasks
+    /// that `tokio::spawn` starts.
+    ///
+    /// # Panics
+    ///
+    /// If `threads` is 0: a tokio runtime with its drivers needs at least one thread.
+    pub fn tokio_threads(mut self, threads: usize) -> Self {
+        assert!(
+            threads >= 1,
+            "TokioLoopBuilder::tokio_threads(0): the runtime needs at least 1 thread to drive \
+             its I/O and timers"
+        );
+        self.tokio_threads = threads;
+        self
+    }
+
+    /// How long `close()` waits for tokio's blocking tasks (`spawn_blocking`) to end
+    /// before it leaves them behind.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    fn resolved_workers(&self) -> Result<usize, Error> {
+        if let Some(n) = self.workers {
+            return Ok(n);
+        }
+        if let Some(n) = polyloop::plugin::options().workers {
+            return Ok(n);
+        }
+        // An unset POLYLOOP_WORKERS means no workers here, not one per core.
+        match std::env::var_os("POLYLOOP_WORKERS") {
+            None => Ok(0),
+            Some(_) => polyloop::plugin::workers(),
+        }
+    }
+
+    /// Makes the loop: a tokio runtime, a polyloop loop whose runner context is that
+    /// runtime's, and the worker threads. See the [crate docs](crate#closing) for
+    /// what `close()` does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`.
+    ///
+    /// # Panics
+    ///
+    /// If the system refuses to start a thread or make the runtime's epoll; the message
+    /// says which.
+    pub fn build(&self) -> Result<EventLoop, Error> {
+        let workers = self.resolved_workers()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.tokio_threads)
+            .thread_name("polyloop-tokio")
+            .on_thread_start(|| ON_TOKIO_THREAD.set(true))
+            .enable_all()
+            .build()
+            .unwrap_or_else(|err| panic!("polyloop-tokio: could not start a tokio runtime: {err}"));
+        let handle = runtime.handle().clone();
+        let runtime = Mutex::new(Some(runtime));
+        let timeout = self.shutdown_timeout;
+        let pool = Arc::new(Pool {
+            stop: AtomicBool::new(false),
+            stopped: Event::new(),
+            threads: Mutex::new(Vec::with_capacity(workers)),
+        });
+        let hook_pool = pool.clone();
+        let lp = EventLoop::builder()
+            .runner_context(move |run| {
+                let _entered = handle.enter();
+                run();
+            })
+            // 1: no thread polls the loop's tasks any more.
+            .on_close(move |_| hook_pool.shut_down())
+            // 2 happens in between: close() drops the tasks inside the runtime context.
+            // 3: then tokio's tasks and threads.
+            .after_close(move |_| {
+                let rt = runtime.lock().unwrap_or_else(PoisonError::into_inner).take();
+                match rt {
+                    // A tokio thread cannot wait for the runtime it belongs to.
+                    Some(rt) if ON_TOKIO_THREAD.get() => rt.shutdown_background(),
+                    Some(rt) => rt.shutdown_timeout(timeout),
+                    None => {}
+                }
+            })
+            .build()?;
+        for i in 0..workers {
+            let (worker_lp, worker_pool) = (lp.clone(), pool.clone());
+            let spawned = thread::Builder::new()
+                .name(format!("polyloop-tokio-{}-{i}", lp.id()))
+                .spawn(move || {
+                    // `Closed`: the loop was closed before this worker got going.
+                    let _ = worker_lp.run_worker(worker_pool.wait_stopped());
+                });
+            match spawned {
+                Ok(handle) => {
+                    pool.threads.lock().unwrap_or_else(PoisonError::into_inner).push(handle)
+                }
+                Err(err) => {
+                    let _ = lp.close();
+                    panic!("polyloop-tokio: could not start worker thread {i} of {workers}: {err}");
+                }
+            }
+        }
+        Ok(lp)
+    }
+}
+
+impl Default for TokioLoopBuilder {
+    fn default() -> Self {
+        TokioLoopBuilder::new()
+    }
+}
+
+thread_local! {
+    /// Whether this thread is one of the threads of a runtime made here.
+    static ON_TOKIO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The worker threads of one loop, and the signal that stops them.
+struct Pool {
+    stop: AtomicBool,
+    stopped: Event,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Pool {
+    /// Completes once [`Pool::shut_down`] was called.
+    async fn wait_stopped(&self) {
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let listener = self.stopped.listen();
+            // A shutdown between the load and `listen` has no listener to wake.
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Tells every worker to stop, and joins them.
+    fn shut_down(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.stopped.notify(usize::MAX);
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        let me = thread::current().id();
+        for handle in threads {
+            // close() from a task on a worker: it ends once that task returns to it.
+            if handle.thread().id() == me {
+                continue;
+            }
+            if handle.join().is_err() {
+                eprintln!("polyloop-tokio: a worker thread panicked");
+            }
+        }
+    }
+}
