@@ -302,7 +302,10 @@ impl TokioLoopBuilder {
             .enable_all()
             .build()
             .unwrap_or_else(|err| panic!("polyloop-tokio: could not start a tokio runtime: {err}"));
-        let handle = runtime.handle().clone();
+        // The context holds the handle only until close(): a handle keeps the runtime's
+        // drivers (and their fds) alive, and the loop itself may live on after close.
+        let handle = Arc::new(Mutex::new(Some(runtime.handle().clone())));
+        let context_handle = handle.clone();
         let runtime = Mutex::new(Some(runtime));
         let timeout = self.shutdown_timeout;
         let pool = Arc::new(Pool {
@@ -313,14 +316,21 @@ impl TokioLoopBuilder {
         let hook_pool = pool.clone();
         let lp = EventLoop::builder()
             .runner_context(move |run| {
-                let _entered = handle.enter();
-                run();
+                let current = context_handle.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                match current {
+                    Some(handle) => {
+                        let _entered = handle.enter();
+                        run();
+                    }
+                    None => run(),
+                }
             })
             // 1: no thread polls the loop's tasks any more.
             .on_close(move |_| hook_pool.shut_down())
             // 2 happens in between: close() drops the tasks inside the runtime context.
             // 3: then tokio's tasks and threads.
             .after_close(move |_| {
+                handle.lock().unwrap_or_else(PoisonError::into_inner).take();
                 let rt = runtime.lock().unwrap_or_else(PoisonError::into_inner).take();
                 match rt {
                     // A tokio thread cannot wait for the runtime it belongs to.
