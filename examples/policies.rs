@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use polyloop_debug as _;
 use polyloop_global as _;
 use polyloop_threadpool as _;
+use polyloop_tokio as _;
 
 fn main() -> Result<(), polyloop::Error> {
     let plugins = polyloop::plugin::plugins();

@@ -4,9 +4,28 @@ mod common;
 
 use std::process::Command;
 
+// Linked so that `polyloop::plugin::plugins()` here lists what the examples link.
+use polyloop_debug as _;
+use polyloop_global as _;
+use polyloop_threadpool as _;
+use polyloop_tokio as _;
+
 /// Runs the example binary that `cargo test` built next to this test, or builds and
 /// runs it with cargo when only this test target was built.
 fn run_example(name: &str) -> String {
+    let out = example_command(name).output().expect("the example starts");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "example {name} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The command that runs example `name`.
+fn example_command(name: &str) -> Command {
     let built = std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.join("examples").join(name)))
@@ -19,15 +38,8 @@ fn run_example(name: &str) -> String {
             cmd
         }
     };
-    let out = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("the example starts");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "example {name} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
 }
 
 #[test]
@@ -55,7 +67,8 @@ fn policies() {
     let out = run_example("policies");
     assert!(out.contains("registered policies:"), "{out}");
     assert!(out.contains("  threadpool  loops run Send tasks"), "{out}");
-    for name in ["debug", "default", "global", "threadpool"] {
+    assert!(out.contains("  tokio       loops whose tasks run inside a tokio runtime"), "{out}");
+    for name in ["debug", "default", "global", "threadpool", "tokio"] {
         let line = format!("{name:<11} 1000 tasks summed to 499500");
         assert!(out.contains(&line), "{line:?} not in {out}");
     }
@@ -75,4 +88,43 @@ fn custom_policy() {
     assert!(log[0].starts_with("log: loop 1 (#") && log[0].ends_with(") made"), "{out}");
     assert!(log[1].starts_with("log: loop 1 (#") && log[1].ends_with(") closed"), "{out}");
     assert!(log[3].starts_with("log: loop 2 (#") && log[3].ends_with(") closed"), "{out}");
+}
+
+/// `#[policy_main]` picks the policy from POLYLOOP_POLICY: every registered name works.
+#[test]
+fn hello_main_under_every_policy() {
+    let names: Vec<&str> = polyloop::plugin::plugins().iter().map(|p| p.name).collect();
+    assert_eq!(names, ["debug", "default", "global", "threadpool", "tokio"]);
+    for name in names {
+        let out = example_command("hello_main")
+            .env("POLYLOOP_POLICY", name)
+            .env_remove("POLYLOOP_WORKERS")
+            .output()
+            .expect("the example starts");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "hello_main under {name}: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = format!("hello from the {name:?} policy: the squares of 1..=10 add up to 385");
+        assert!(stdout.contains(&line), "{line:?} not in {stdout}");
+    }
+}
+
+/// An unknown name fails the program, and the message lists the registered names.
+#[test]
+fn hello_main_with_an_unknown_policy_lists_the_names() {
+    let out = example_command("hello_main")
+        .env("POLYLOOP_POLICY", "no-such-policy")
+        .output()
+        .expect("the example starts");
+    assert!(!out.status.success(), "an unknown policy must fail the program");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("#[policy_main]"), "{stderr}");
+    assert!(stderr.contains("\"no-such-policy\""), "{stderr}");
+    let names: Vec<&str> = polyloop::plugin::plugins().iter().map(|p| p.name).collect();
+    assert!(stderr.contains(&names.join(", ")), "{names:?} not listed in {stderr}");
+    assert!(out.stdout.is_empty(), "main did not run: {}", String::from_utf8_lossy(&out.stdout));
 }
