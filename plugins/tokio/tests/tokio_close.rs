@@ -23,7 +23,7 @@ fn main() {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     start_process_threads();
     let (threads, files) = (thread_count(), fds());
-    run_cases(&[
+    let cases: &[(&str, fn())] = &[
         (
             "close_drops_polyloop_tasks_then_tokio_tasks",
             close_drops_polyloop_tasks_then_tokio_tasks,
@@ -34,18 +34,20 @@ fn main() {
             close_waits_a_bounded_time_for_blocking_tasks,
         ),
         ("close_from_a_tokio_task", close_from_a_tokio_task),
+        ("block_on_under_the_installed_policy", block_on_under_the_installed_policy),
         (
             "children_of_tokio_and_polyloop_keep_their_statuses",
             children_of_both_keep_their_statuses,
         ),
-    ]);
+    ];
+    run_cases(cases);
     eventually("every thread a case started has ended", || thread_count() == threads);
     // polyloop's process-wide pidfd watcher keeps one epoll for its children's pidfds.
     let left: Vec<String> = fds().difference(&files).cloned().collect();
     let pidfd_set = |fd: &String| fd.ends_with(" anon_inode:[eventpoll]");
     assert!(left.len() <= 1 && left.iter().all(pidfd_set), "fds left open: {left:?}");
     assert_eq!(children(), Vec::<String>::new(), "a child process remains");
-    println!("\ntest result: ok. 5 passed");
+    println!("\ntest result: ok. {} passed", cases.len());
 }
 
 /// Runs the cases one after another, a line per case as the harness prints; exits 1
@@ -210,6 +212,23 @@ fn close_from_a_tokio_task() {
         rx.recv().unwrap().unwrap();
         assert!(lp.is_closed());
         eventually("tokio's threads end by themselves", || thread_count() == threads);
+    });
+}
+
+fn block_on_under_the_installed_policy() {
+    watchdog("block_on", || {
+        let policy = polyloop::plugin::install("tokio").unwrap();
+        assert_eq!(policy.name(), "tokio");
+        // block_on makes this thread's loop through the policy, and runs inside it.
+        let out = polyloop::block_on(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::spawn(async { "from tokio" }).await.unwrap()
+        });
+        assert_eq!(out, "from tokio");
+        let lp = polyloop::get_event_loop().unwrap();
+        polyloop::set_event_loop(None).unwrap();
+        lp.close().unwrap();
+        polyloop::set_event_loop_policy(None);
     });
 }
 
