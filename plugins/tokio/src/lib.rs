@@ -41,10 +41,11 @@
 //!
 //! `tokio::process` and polyloop's [`process`](polyloop::process) can run children in
 //! the same process. On Linux 5.3 and later, tokio waits for each child through a
-//! pidfd of its own and reaps it by its pid; on older kernels it listens for SIGCHLD
-//! (through `signal-hook-registry`, which chains handlers rather than replacing them)
-//! and then tries `waitpid` on each of its own children by pid. It never reaps a child
-//! it did not start. polyloop's pidfd, threaded, multi-loop and safe watchers also
+//! pidfd of its own and reaps it by its pid. On older kernels, and for children whose
+//! `Child` was dropped before they ended, it listens for SIGCHLD (through
+//! `signal-hook-registry`, as polyloop's SIGCHLD watchers do, so the handlers chain
+//! rather than replace each other) and then tries `waitpid` on each of its own
+//! children by pid. It never reaps a child it did not start. polyloop's pidfd, threaded, multi-loop and safe watchers also
 //! reap by pid, so neither side takes the other's exit statuses.
 //!
 //! The exception is polyloop's [`FastChildWatcher`](polyloop::process::FastChildWatcher),
