@@ -76,3 +76,15 @@ fn custom_policy() {
     assert!(log[1].starts_with("log: loop 1 (#") && log[1].ends_with(") closed"), "{out}");
     assert!(log[3].starts_with("log: loop 2 (#") && log[3].ends_with(") closed"), "{out}");
 }
+
+#[test]
+fn pipeline() {
+    let out = run_example("pipeline");
+    let counts: Vec<&str> = out.lines().take(3).collect();
+    assert_eq!(counts, ["async: 2", "loop: 1", "polyloop: 3"], "{out}");
+    assert!(
+        out.contains("cat: exit status: 0, sort: exit status: 0, uniq: exit status: 0"),
+        "{out}"
+    );
+    assert!(out.contains("sleep after SIGTERM: signal: 15 (SIGTERM)"), "{out}");
+}

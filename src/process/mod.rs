@@ -12,6 +12,12 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! The names are std's and tokio's, so that their users' code ports by changing
+//! imports: [`Child::wait`], [`Child::try_wait`], [`Child::wait_with_output`],
+//! [`Child::id`] (`None` once the child is reaped), [`Child::kill`] and
+//! [`Child::signal`]. One child's pipe becomes the next child's stdio with
+//! [`ChildStdout::into_stdio`] (`examples/pipeline.rs` pipes three together).
+//!
 //! Each child's end is a future from the watcher ([`ChildWatcher::watch`]); see
 //! [`watcher`] for the kinds and `POLYLOOP_CHILD_WATCHER`.
 //!
@@ -22,11 +28,13 @@
 
 mod child;
 mod command;
+mod pipe;
 mod spawner;
 pub mod watcher;
 
-pub use child::{Child, ChildStderr, ChildStdin, ChildStdout};
+pub use child::{Child, PidFd};
 pub use command::Command;
+pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
 pub use std::process::{ExitStatus, Output, Stdio};
 pub use watcher::{
     CHILD_WATCHER_ENV, ChildExit, ChildWatchError, ChildWatcher, FastChildWatcher,
