@@ -27,7 +27,9 @@ fn loops_executors_and_tasks_are_send_and_sync() {
 
 #[test]
 fn process_handles_are_send_sync_and_unpin() {
-    use polyloop::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, PidFd};
+    use polyloop::process::{
+        Child, ChildStderr, ChildStdin, ChildStdout, Command, PidFd, SpawnError,
+    };
     is_send::<Command>();
     is_send::<Child>();
     is_sync::<Child>();
@@ -41,6 +43,8 @@ fn process_handles_are_send_sync_and_unpin() {
     is_unpin::<ChildStderr>();
     is_send::<PidFd>();
     is_sync::<PidFd>();
+    is_send::<SpawnError>();
+    is_sync::<SpawnError>();
 }
 
 /// Compiles only if `T` is not `Send` (with `T: Send` both impls apply and the call is

@@ -120,6 +120,7 @@ fn an_error_from_pre_exec_fails_the_spawn_with_that_error() {
         // SAFETY: builds an error from a constant: no allocation, no lock.
         unsafe { cmd.pre_exec(|| Err(std::io::Error::from_raw_os_error(libc::EDOM))) };
         let err = run(cmd.status()).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EDOM), "{err}");
+        let std_err = polyloop::process::SpawnError::from_io(&err).expect("a spawn error");
+        assert_eq!(std_err.raw_os_error(), Some(libc::EDOM), "{err}");
     }
 }

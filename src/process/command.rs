@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rustix::process::Pid;
 
 use super::child::Child;
+use super::spawn_error::{NulByte, SpawnError};
 use super::spawner;
 use super::watcher::{ChildWatchError, ChildWatcher, pidfd, polling};
 
@@ -30,6 +31,12 @@ use super::watcher::{ChildWatchError, ChildWatcher, pidfd, polling};
 /// })?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// # Errors
+///
+/// A child that cannot start gives an error of the kind std gives, whose message
+/// names the program (or its working directory) and says what was wrong; it carries a
+/// [`SpawnError`], where std's own error, with its OS error code, is kept.
 pub struct Command {
     inner: std::process::Command,
     /// Who chose what `inner` holds for each stdio stream.
@@ -39,16 +46,24 @@ pub struct Command {
     kill_on_drop: bool,
     on_spawner: bool,
     watcher: Option<Arc<dyn ChildWatcher>>,
+    /// The first NUL byte given to it, which std keeps out of sight (its getters show
+    /// `<string-with-nul>` instead), for the spawn's error to point at.
+    nul: Option<NulByte>,
 }
 
 impl Command {
     /// A command that runs `program`.
     pub fn new(program: impl AsRef<OsStr>) -> Command {
-        Command::from(std::process::Command::new(program))
+        let program = program.as_ref();
+        let mut cmd = Command::from(std::process::Command::new(program));
+        note_nul(&mut cmd.nul, program, || NulByte::in_program(program));
+        cmd
     }
 
     /// Adds an argument.
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        let arg = arg.as_ref();
+        note_nul(&mut self.nul, arg, || NulByte::in_arg(self.inner.get_args().count() + 1, arg));
         self.inner.arg(arg);
         self
     }
@@ -59,12 +74,17 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.inner.args(args);
+        for arg in args {
+            self.arg(arg);
+        }
         self
     }
 
     /// Sets an environment variable of the child.
     pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Command {
+        let (key, val) = (key.as_ref(), val.as_ref());
+        note_nul(&mut self.nul, key, || NulByte::in_env(key));
+        note_nul(&mut self.nul, val, || NulByte::in_env(key));
         self.inner.env(key, val);
         self
     }
@@ -76,7 +96,9 @@ impl Command {
         K: AsRef<OsStr>,
         V: AsRef<OsStr>,
     {
-        self.inner.envs(vars);
+        for (key, val) in vars {
+            self.env(key, val);
+        }
         self
     }
 
@@ -94,6 +116,8 @@ impl Command {
 
     /// Sets the child's working directory.
     pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        let dir = dir.as_ref();
+        note_nul(&mut self.nul, dir.as_os_str(), || NulByte::in_dir(dir));
         self.inner.current_dir(dir);
         self
     }
@@ -196,7 +220,7 @@ impl Command {
     /// stdin) and `out` says (for stdout and stderr).
     fn spawn_with(&mut self, stdin: Fallback, out: Fallback) -> io::Result<Child> {
         let watcher = self.prepare(stdin, out)?;
-        launch(&mut self.inner, &watcher, self.kill_on_drop)
+        launch(&mut self.inner, &watcher, self.kill_on_drop, self.nul.as_ref())
     }
 
     /// `spawn_with`, on a spawner thread if asked ([`Command::start_on_spawner`]) and
@@ -209,7 +233,9 @@ impl Command {
         }
         let watcher = self.prepare(stdin, out)?;
         let kill_on_drop = self.kill_on_drop;
-        spawner::spawn(&mut self.inner, move |cmd| launch(cmd, &watcher, kill_on_drop)).await
+        let nul = self.nul.clone();
+        let start = move |cmd: &mut _| launch(cmd, &watcher, kill_on_drop, nul.as_ref());
+        spawner::spawn(&mut self.inner, start).await
     }
 
     /// What a spawn decides on the calling thread: the watcher (attached to this
@@ -332,6 +358,8 @@ impl Command {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn arg0(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        let arg = arg.as_ref();
+        note_nul(&mut self.nul, arg, || NulByte::in_arg0(arg));
         self.inner.arg0(arg);
         self
     }
@@ -421,13 +449,21 @@ impl Command {
     }
 }
 
+/// Remembers in `slot` where the first NUL byte was given, if `s` holds one.
+fn note_nul(slot: &mut Option<NulByte>, s: &OsStr, place: impl FnOnce() -> NulByte) {
+    if slot.is_none() && s.as_encoded_bytes().contains(&0) {
+        *slot = Some(place());
+    }
+}
+
 /// Starts the child of `cmd`, watched by `watcher` from the start.
 fn launch(
     cmd: &mut std::process::Command,
     watcher: &Arc<dyn ChildWatcher>,
     kill_on_drop: bool,
+    nul: Option<&NulByte>,
 ) -> io::Result<Child> {
-    let mut std_child = cmd.spawn()?;
+    let mut std_child = cmd.spawn().map_err(|e| SpawnError::wrap(cmd, nul, e))?;
     let pid = std_child.id();
     // Opened before anyone can reap the child, so it names this child for good.
     // Shared with the watcher, which need not open its own.
@@ -523,6 +559,7 @@ impl From<std::process::Command> for Command {
             kill_on_drop: false,
             on_spawner: false,
             watcher: None,
+            nul: None,
         }
     }
 }
