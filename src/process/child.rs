@@ -218,10 +218,7 @@ impl Child {
             Ok(()) => Ok(()),
             Err(Unsent::Failed(e)) => Err(e),
             Err(Unsent::Ended) => {
-                let status = match self.try_wait() {
-                    Ok(Some(status)) => format!(" ({status})"),
-                    _ => String::new(),
-                };
+                let status = self.status.map(|s| format!(" ({s})")).unwrap_or_default();
                 Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
@@ -412,5 +409,47 @@ fn signal_name(signum: i32) -> String {
     match usize::try_from(signum).ok().and_then(|n| NAMES.get(n.wrapping_sub(1))) {
         Some(name) => format!("{name} (signal {signum})"),
         None => format!("signal {signum}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::watcher::{ChildWatcher, ThreadedChildWatcher};
+    use std::os::unix::process::ExitStatusExt;
+
+    /// A `Child` without a pidfd, as on a kernel that has none: signals go by pid.
+    fn child_without_pidfd(watcher: &ThreadedChildWatcher) -> Child {
+        let mut std_child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let exit = watcher.watch(std_child.id());
+        Child::new(&mut std_child, exit, None, false)
+    }
+
+    #[test]
+    fn without_a_pidfd_signals_go_by_pid_and_never_to_an_ended_child() {
+        let watcher = ThreadedChildWatcher::new();
+        let mut child = child_without_pidfd(&watcher);
+        assert!(child.pidfd().unwrap_err().kind() == io::ErrorKind::Unsupported);
+        child.signal(15).unwrap();
+        let status = crate::block_on(child.wait()).unwrap();
+        assert_eq!(status.signal(), Some(15));
+        let err = child.signal(15).unwrap_err();
+        assert!(err.to_string().contains("has already ended"), "{err}");
+        child.kill().unwrap();
+
+        // Ended and reaped by the watcher, its status not yet collected: the kernel
+        // says it is no child of ours any more (ECHILD), and nothing is sent.
+        let mut child = child_without_pidfd(&watcher);
+        let pid = child.pid;
+        child.kill().unwrap();
+        let watchdog = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(std::time::Instant::now() < watchdog, "watchdog: child {pid} never reaped");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let err = child.signal(15).unwrap_err();
+        assert!(err.to_string().contains("has already ended"), "{err}");
+        assert_eq!(crate::block_on(child.wait()).unwrap().signal(), Some(9));
+        watcher.close();
     }
 }

@@ -208,10 +208,12 @@ impl Command {
     /// # Errors
     ///
     /// The policy's watcher cannot be made (a bad `POLYLOOP_CHILD_WATCHER`), it is
-    /// closed or inactive ([`ChildWatchError::Inactive`]), the spawn fails (std's
-    /// error, as it is), or the
-    /// watcher refuses the child once it is started (e.g. it was closed meanwhile by
-    /// another thread): the child is then killed and reaped before this returns.
+    /// closed or inactive ([`ChildWatchError::Inactive`]), the child cannot start (an
+    /// error of std's kind, whose message names the program or directory and says
+    /// what was wrong; std's error and its OS error code are in its [`SpawnError`]),
+    /// or the watcher refuses the child once it is started (e.g. it was closed
+    /// meanwhile by another thread): the child is then killed and reaped before this
+    /// returns.
     pub fn spawn(&mut self) -> io::Result<Child> {
         self.spawn_with(Fallback::Inherit, Fallback::Inherit)
     }
