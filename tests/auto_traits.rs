@@ -25,6 +25,28 @@ fn loops_executors_and_tasks_are_send_and_sync() {
     is_send::<std::sync::Arc<dyn polyloop::EventLoopPolicy>>();
 }
 
+#[test]
+fn process_handles_are_send_sync_and_unpin() {
+    use polyloop::process::{
+        Child, ChildStderr, ChildStdin, ChildStdout, Command, PidFd, SpawnError,
+    };
+    is_send::<Command>();
+    is_send::<Child>();
+    is_sync::<Child>();
+    is_unpin::<Child>();
+    is_send::<ChildStdin>();
+    is_send::<ChildStdout>();
+    is_send::<ChildStderr>();
+    is_sync::<ChildStdout>();
+    is_unpin::<ChildStdin>();
+    is_unpin::<ChildStdout>();
+    is_unpin::<ChildStderr>();
+    is_send::<PidFd>();
+    is_sync::<PidFd>();
+    is_send::<SpawnError>();
+    is_sync::<SpawnError>();
+}
+
 /// Compiles only if `T` is not `Send` (with `T: Send` both impls apply and the call is
 /// ambiguous).
 trait AmbiguousIfSend<A> {

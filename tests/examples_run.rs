@@ -128,3 +128,15 @@ fn hello_main_with_an_unknown_policy_lists_the_names() {
     assert!(stderr.contains(&names.join(", ")), "{names:?} not listed in {stderr}");
     assert!(out.stdout.is_empty(), "main did not run: {}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn pipeline() {
+    let out = run_example("pipeline");
+    let counts: Vec<&str> = out.lines().take(3).collect();
+    assert_eq!(counts, ["async: 2", "loop: 1", "polyloop: 3"], "{out}");
+    assert!(
+        out.contains("cat: exit status: 0, sort: exit status: 0, uniq: exit status: 0"),
+        "{out}"
+    );
+    assert!(out.contains("sleep after SIGTERM: signal: 15 (SIGTERM)"), "{out}");
+}

@@ -161,17 +161,21 @@ fn a_dropped_status_leaves_the_command_ready_to_run_again() {
 
 #[test]
 fn a_program_that_cannot_start_is_std_s_error_and_the_command_stays_usable() {
+    /// std's error, kept inside ours.
+    fn os_error(err: &std::io::Error) -> Option<i32> {
+        polyloop::process::SpawnError::from_io(err)?.raw_os_error()
+    }
     run(async {
         let mut cmd = Command::new("/nonexistent/polyloop-no-such-program");
         for on_spawner in [false, true] {
             cmd.start_on_spawner(on_spawner);
             let err = cmd.status().await.unwrap_err();
-            assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+            assert_eq!(os_error(&err), Some(libc::ENOENT), "{err}");
             let err = cmd.output().await.unwrap_err();
-            assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+            assert_eq!(os_error(&err), Some(libc::ENOENT), "{err}");
         }
         let err = cmd.spawn().unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        assert_eq!(os_error(&err), Some(libc::ENOENT), "{err}");
         // The command lent to a spawner came back, not a stand-in that fails the same.
         assert!(format!("{cmd:?}").contains("polyloop-no-such-program"), "{cmd:?}");
     });

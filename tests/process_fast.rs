@@ -118,7 +118,8 @@ fn children_start_on_the_calling_thread_while_a_fast_watcher_is_open() {
             let mut cmd = polyloop::process::Command::new("/nonexistent/polyloop-no-such-program");
             cmd.watcher(watcher.clone()).start_on_spawner(true);
             let err = run(&lp, cmd.status()).unwrap_err();
-            assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+            let spawn = polyloop::process::SpawnError::from_io(&err).expect("a spawn error");
+            assert_eq!(spawn.raw_os_error(), Some(libc::ENOENT), "{err}");
         }
     }
     // (A child that does start is the fast watcher's to reap, whoever watches it.)

@@ -46,7 +46,7 @@ fn rescan_lost_with_its_loop_does_not_stop_scanning() {
                     .watcher(w.clone())
                     .spawn()
                     .unwrap();
-                let stdin = c.stdin.take().unwrap().into_inner().unwrap();
+                let stdin = std::fs::File::from(c.stdin.take().unwrap().into_owned_fd().unwrap());
                 (c, stdin)
             })
             .unwrap();

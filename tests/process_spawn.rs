@@ -55,27 +55,3 @@ fn spawn_kills_and_reaps_a_child_its_watcher_refused() {
     // Killed and reaped before spawn returned: not even a zombie is left.
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "child {pid} remains");
 }
-
-/// The docs say stdio settings serve the next spawn only, but they went on to the
-/// std `Command` and stayed: `status()` after `output()` piped a stdout nobody read,
-/// and a child writing much to it hung.
-#[test]
-fn stdio_settings_do_not_outlive_their_spawn() {
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", "exit 4"]);
-    polyloop::block_on(polyloop::timeout(std::time::Duration::from_secs(30), async {
-        let out = cmd.output().await.unwrap();
-        assert_eq!(out.status.code(), Some(4));
-        let mut child = cmd.spawn().unwrap();
-        assert!(child.stdout.is_none(), "stdout stayed piped from output()");
-        assert!(child.stderr.is_none(), "stderr stayed piped from output()");
-        assert_eq!(child.wait().await.unwrap().code(), Some(4));
-        let mut child = cmd.stdin(std::process::Stdio::piped()).spawn().unwrap();
-        assert!(child.stdin.is_some());
-        assert_eq!(child.wait().await.unwrap().code(), Some(4));
-        let mut child = cmd.spawn().unwrap();
-        assert!(child.stdin.is_none(), "stdin stayed piped from the last spawn");
-        assert_eq!(child.wait().await.unwrap().code(), Some(4));
-    }))
-    .expect("watchdog fired");
-}

@@ -12,6 +12,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! The names are std's and tokio's, so that their users' code ports by changing
+//! imports: [`Child::wait`], [`Child::try_wait`], [`Child::wait_with_output`],
+//! [`Child::id`] (`None` once the child is reaped), [`Child::kill`] and
+//! [`Child::signal`]. One child's pipe becomes the next child's stdio with
+//! [`ChildStdout::into_stdio`] (`examples/pipeline.rs` pipes three together). A child
+//! that cannot start gives an error that names the program and says what was wrong,
+//! with std's error (and its OS error code) kept inside: see [`SpawnError`].
+//!
 //! Each child's end is a future from the watcher ([`ChildWatcher::watch`]); see
 //! [`watcher`] for the kinds and `POLYLOOP_CHILD_WATCHER`.
 //!
@@ -22,11 +30,15 @@
 
 mod child;
 mod command;
+mod pipe;
+mod spawn_error;
 mod spawner;
 pub mod watcher;
 
-pub use child::{Child, ChildStderr, ChildStdin, ChildStdout};
+pub use child::{Child, PidFd};
 pub use command::Command;
+pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
+pub use spawn_error::SpawnError;
 pub use std::process::{ExitStatus, Output, Stdio};
 pub use watcher::{
     CHILD_WATCHER_ENV, ChildExit, ChildWatchError, ChildWatcher, FastChildWatcher,
