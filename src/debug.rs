@@ -37,6 +37,28 @@ pub enum DebugEvent<'a> {
         /// How many callbacks never ran.
         callbacks: usize,
     },
+    /// A task's future, or its output that nobody claimed, panicked while being
+    /// dropped (the task was cancelled, or its loop closed). The panic was caught and
+    /// the loop goes on. Reported whether debug mode is on or not.
+    DropPanicked {
+        /// The loop's number.
+        loop_id: u64,
+        /// Where the task was spawned.
+        spawned_at: &'static Location<'static>,
+        /// Whether the output (not the future) panicked.
+        output: bool,
+        /// The panic's message.
+        message: &'a str,
+    },
+    /// `!Send` tasks were to be dropped after their home thread had exited; they can
+    /// only be dropped there, so they were leaked. Reported whether debug mode is on
+    /// or not.
+    LocalTasksLeaked {
+        /// The loop's number.
+        loop_id: u64,
+        /// How many tasks were leaked.
+        count: usize,
+    },
 }
 
 impl fmt::Display for DebugEvent<'_> {
@@ -60,6 +82,17 @@ impl fmt::Display for DebugEvent<'_> {
                 }
                 Ok(())
             }
+            DebugEvent::DropPanicked { loop_id, spawned_at, output, message } => write!(
+                f,
+                "event loop #{loop_id}: {} of the task spawned at {spawned_at} panicked while \
+                 being dropped (the loop goes on): {message}",
+                if *output { "the output" } else { "the future" }
+            ),
+            DebugEvent::LocalTasksLeaked { loop_id, count } => write!(
+                f,
+                "event loop #{loop_id}: leaked {count} !Send task(s) whose home thread has \
+                 exited (they can only be dropped on that thread)"
+            ),
         }
     }
 }

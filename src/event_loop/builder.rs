@@ -161,7 +161,7 @@ impl LoopBuilder {
             Some(on) => on,
             None => crate::settings::debug()?,
         };
-        Ok(EventLoop {
+        let lp = EventLoop {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 executor: Executor::new(),
@@ -177,7 +177,9 @@ impl LoopBuilder {
                 after_close_hooks: Mutex::new(self.after_close_hooks),
                 context: self.context,
             }),
-        })
+        };
+        lp.report_through_hook();
+        Ok(lp)
     }
 }
 

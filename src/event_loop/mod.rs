@@ -12,6 +12,7 @@ use event_listener::Event;
 
 use crate::debug::{DebugEvent, DebugHook, Instrumented};
 use crate::error::Error;
+use crate::executor::report::{Incident, message as panic_message};
 use crate::executor::{Executor, Task};
 use crate::handle::{Callbacks, Handle, TimerHandle};
 
@@ -182,7 +183,11 @@ impl EventLoop {
     /// drops every unfinished task and every scheduled callback (inside the
     /// [runner context](LoopBuilder::runner_context), if the loop has one), then runs
     /// the [after-close hooks](LoopBuilder::after_close). Closing a closed loop does
-    /// nothing.
+    /// nothing. Any thread may close a loop.
+    ///
+    /// `!Send` tasks ([`spawn_local`](EventLoop::spawn_local)) are only ever dropped
+    /// on their home thread: closed from another thread, the loop leaves them to it.
+    /// A panic while a task is dropped is caught and reported to the debug hook.
     ///
     /// # Errors
     ///
@@ -231,6 +236,21 @@ impl EventLoop {
             hook(self);
         }
         Ok(())
+    }
+
+    /// Sends what the executor catches or leaks (see [`Incident`]) to the debug hook,
+    /// whether debug mode is on or not. Called once, by the builder.
+    pub(crate) fn report_through_hook(&self) {
+        let (loop_id, hook) = (self.inner.id, self.inner.hook);
+        self.inner.executor.set_reporter(Box::new(move |incident| match incident {
+            Incident::DropPanicked { spawned_at, output, payload } => {
+                let message = panic_message(payload);
+                hook(&DebugEvent::DropPanicked { loop_id, spawned_at, output, message });
+            }
+            Incident::LocalTasksLeaked { count } => {
+                hook(&DebugEvent::LocalTasksLeaked { loop_id, count });
+            }
+        }));
     }
 
     /// Whether the loop is running (`run_until_complete` or `run_forever` is in progress).
@@ -307,7 +327,16 @@ impl EventLoop {
     }
 
     /// Spawns a `!Send` future; it runs on this thread, which must be the thread
-    /// running the loop.
+    /// running the loop (or a worker lending itself to it), and which becomes the home
+    /// of the loop's `!Send` tasks.
+    ///
+    /// A `!Send` task is only ever dropped on its home thread. If the loop is closed,
+    /// or its last handle dropped, on another thread, its `!Send` tasks are left to the
+    /// home thread, which drops them the next time it starts running a loop, or when
+    /// it exits. When the home thread exits, it also drops the `!Send` tasks of loops
+    /// that are still open (nothing could poll them again). A `!Send` task that would
+    /// still need dropping after its home thread has exited is leaked on purpose, and
+    /// reported to the debug hook ([`DebugEvent::LocalTasksLeaked`]).
     ///
     /// # Panics
     ///

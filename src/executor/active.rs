@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
 
+use super::report::{Finished, Incident, drop_catching};
 use super::state::State;
 
 /// Keys per word of the bitmap.
@@ -59,12 +60,14 @@ impl TaskRef {
     }
 }
 
-/// What the set keeps of a live task: its address, and the number of its kind (16
-/// bytes, where its waker vtable and spawn location would take 24).
+/// What the set keeps of a live task: its address, the number of its kind, and
+/// whether it is a `!Send` task (16 bytes, where its waker vtable and spawn location
+/// would take 24).
 #[derive(Clone, Copy)]
 struct Slot {
     data: NonNull<()>,
     kind: u32,
+    home: bool,
 }
 
 // SAFETY: a slot stands for a `TaskRef` (see its `Send` impl): its address is only
@@ -164,10 +167,10 @@ impl Slab {
 
     /// Adds a task under `key`, a key given by `vacant` since the last insert.
     #[inline]
-    fn insert(&mut self, key: usize, task: TaskRef, loc: &'static Location<'static>) {
+    fn insert(&mut self, key: usize, task: TaskRef, loc: &'static Location<'static>, home: bool) {
         self.used[key / BITS] |= 1 << (key % BITS);
         let kind = self.kinds.number(task.1, loc);
-        self.slots[key] = Some(Slot { data: task.0, kind });
+        self.slots[key] = Some(Slot { data: task.0, kind, home });
         self.len += 1;
     }
 
@@ -202,6 +205,23 @@ impl Slab {
         self.iter().map(|(_, loc)| loc).collect()
     }
 
+    /// A waker of each live `!Send` task; the set keeps its own references.
+    pub(crate) fn home_wakers(&self) -> Vec<Waker> {
+        let mut wakers = Vec::new();
+        for (i, &word) in self.used.iter().enumerate() {
+            for b in (0..BITS).filter(|b| word & (1 << b) != 0) {
+                let Some(slot) = self.slots[i * BITS + b].filter(|s| s.home) else { continue };
+                let task = TaskRef(slot.data, self.kinds.get(slot.kind).0);
+                // SAFETY: the task is in the set, whose reference keeps it alive while
+                // the lock is held; the clone is a reference of its own, and the
+                // set's is not released (`ManuallyDrop`).
+                let set_ref = ManuallyDrop::new(unsafe { task.into_waker() });
+                wakers.push(Waker::clone(&set_ref));
+            }
+        }
+        wakers
+    }
+
     /// Empties the set and gives a waker of each task it held, which owns the set's
     /// reference. Tasks that finish later find their epoch over and free nothing.
     pub(crate) fn take_all(&mut self) -> Vec<Waker> {
@@ -224,9 +244,11 @@ impl State {
     /// task's future with the [`Registration`] it is given, so that the task leaves
     /// the set when its future is dropped, whether it was ever polled or not; the task's
     /// schedule function must hold a clone of this `Arc` (see [`Registration`]).
+    /// `home` says that the task is a `!Send` one, bound to the home thread.
     pub(crate) fn register<T>(
         &self,
         loc: &'static Location<'static>,
+        home: bool,
         make: impl FnOnce(Registration) -> (async_task::Runnable, T),
     ) -> (async_task::Runnable, T) {
         let mut active = self.active();
@@ -235,11 +257,12 @@ impl State {
             state: self,
             key: u32::try_from(key).expect("fewer than 2^32 live tasks"),
             epoch: active.epoch,
+            loc,
         };
         let (runnable, task) = make(registration);
         // The set owns this reference (see `TaskRef`): it is not dropped here.
         let waker = ManuallyDrop::new(runnable.waker());
-        active.insert(key, TaskRef::new(&waker), loc);
+        active.insert(key, TaskRef::new(&waker), loc, home);
         (runnable, task)
     }
 }
@@ -253,6 +276,8 @@ pub(crate) struct Registration {
     state: *const State,
     key: u32,
     epoch: u32,
+    /// Where the task was spawned, for reports.
+    loc: &'static Location<'static>,
 }
 
 // SAFETY: the state is `Sync`, and only reached through `&` while it is alive.
@@ -261,23 +286,33 @@ unsafe impl Send for Registration {}
 impl Registration {
     /// Wraps the task's future so that dropping it frees this place.
     pub(crate) fn wrap<F: Future>(self, future: F) -> Tracked<F> {
-        Tracked { future, registration: self }
+        Tracked { future: ManuallyDrop::new(future), registration: self }
     }
 }
 
-/// A task's future that leaves the active set when dropped, polled or not.
+/// A task's future that leaves the active set when dropped, polled or not, and whose
+/// drop cannot abort the process (see `report.rs`).
 pub(crate) struct Tracked<F> {
-    future: F,
+    future: ManuallyDrop<F>,
     registration: Registration,
 }
 
 impl<F: Future> Future for Tracked<F> {
-    type Output = F::Output;
+    type Output = Finished<F::Output>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned: it is never moved out of `Tracked`,
-        // and `Drop` below does not touch it.
-        unsafe { self.map_unchecked_mut(|t| &mut t.future) }.poll(cx)
+        // and `Drop` below drops it in place.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above.
+        match unsafe { Pin::new_unchecked(&mut *this.future) }.poll(cx) {
+            Poll::Ready(out) => {
+                let r = &this.registration;
+                Poll::Ready(Finished::new(out, r.state, r.loc))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -293,6 +328,16 @@ impl<F> Drop for Tracked<F> {
             // reference is ours to release. The task outlives it: its future is being
             // dropped by whoever holds the task (its runnable, or async-task itself).
             drop(unsafe { task.into_waker() });
+        }
+        // async-task drops the future under a guard that aborts the process if the
+        // drop panics: drop it here first, catching the panic, and report it.
+        // SAFETY: the future is dropped once, here, in place (it may be pinned).
+        if let Err(panic) = unsafe { drop_catching(&mut self.future) } {
+            state.report(Incident::DropPanicked {
+                spawned_at: r.loc,
+                output: false,
+                payload: &*panic,
+            });
         }
     }
 }
@@ -314,7 +359,7 @@ mod tests {
     #[track_caller]
     fn spawn(slab: &mut Slab) -> usize {
         let key = slab.vacant();
-        slab.insert(key, task(), Location::caller());
+        slab.insert(key, task(), Location::caller(), false);
         key
     }
 
@@ -407,7 +452,7 @@ mod tests {
             let key = slab.vacant();
             // Kinds alternate, and come back after others.
             let (t, loc) = if i % 3 == 0 { (b, there) } else { (a, here) };
-            slab.insert(key, t, loc);
+            slab.insert(key, t, loc, false);
             keys.push((key, t, loc));
         }
         let mut locs = slab.locations();

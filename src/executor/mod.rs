@@ -6,6 +6,8 @@
 //! I/O reactor.
 
 mod active;
+mod home;
+pub(crate) mod report;
 mod state;
 mod sync;
 mod task;
@@ -20,6 +22,7 @@ use std::task::Poll;
 
 use async_task::{Builder, Runnable};
 
+use report::Reporter;
 use state::{Runner, Sleeper, State};
 use sync::Arc;
 pub use task::Task;
@@ -36,6 +39,10 @@ const BATCHES_PER_REACTOR_TICK: u32 = 16;
 /// it runs dry. Idle threads sleep until there is work.
 ///
 /// Dropping the executor drops every task that has not finished.
+///
+/// A panic while a task's future is dropped (when it is cancelled, or the executor
+/// drops it) is caught and reported on stderr, as is one while dropping the output of
+/// a task that nobody awaits; the executor goes on.
 ///
 /// # Examples
 ///
@@ -92,7 +99,7 @@ impl<'a> Executor<'a> {
         future: impl Future<Output = T> + 'a,
         loc: &'static Location<'static>,
     ) -> Task<T> {
-        let (runnable, task) = self.state.register(loc, |tracked| {
+        let (runnable, task) = self.state.register(loc, false, |tracked| {
             let sched = self.state.clone();
             // SAFETY: forwarded to the caller (see the `# Safety` section).
             unsafe {
@@ -105,13 +112,13 @@ impl<'a> Executor<'a> {
         // the task by which async-task keeps it alive during the call (the state is
         // alive: we borrow it).
         self.state.schedule(runnable);
-        Task(task)
+        Task::new(task)
     }
 
     /// Spawns a `!Send` future bound to the calling thread, which becomes the
-    /// executor's home thread: only a runner on that thread polls it.
+    /// executor's home thread: only that thread polls it or drops it (see `home.rs`).
     ///
-    /// Returns the future back if another thread is already the home thread.
+    /// Returns the future back if another thread is (or was) the home thread.
     pub(crate) fn spawn_home<F>(
         &self,
         future: F,
@@ -121,20 +128,26 @@ impl<'a> Executor<'a> {
         F: Future + 'static,
         F::Output: 'static,
     {
-        if !self.state.claim_home() {
+        if !home::claim(&self.state) {
             return Err(future);
         }
-        let (runnable, task) = self.state.register(loc, |tracked| {
+        let (runnable, task) = self.state.register(loc, true, |tracked| {
             let sched = self.state.clone();
-            // `spawn_local` checks at run time that the task is only polled and dropped
-            // on this thread, and the home queue is only popped here.
-            Builder::new()
-                .propagate_panic(true)
-                .spawn_local(|()| tracked.wrap(future), move |r| sched.schedule_home(r))
+            // SAFETY: the future is `'static`. It is `!Send`: its runnable only ever
+            // goes to the home queue, which only this thread pops, to run it or drop it
+            // (other threads leave it there, or leak it once this thread is gone: see
+            // `home.rs`); `OnHome` leaks the future rather than drop it elsewhere.
+            // The schedule function is `Send + Sync + 'static`.
+            unsafe {
+                Builder::new().propagate_panic(true).spawn_unchecked(
+                    |()| tracked.wrap(home::OnHome::new(future)),
+                    move |r| sched.schedule_home(r),
+                )
+            }
         });
         // As in `spawn_inner`: the schedule function, called directly.
         self.state.schedule_home(runnable);
-        Ok(Task(task))
+        Ok(Task::new(task))
     }
 
     /// Runs tasks on the calling thread until `future` completes, and returns its output.
@@ -171,9 +184,15 @@ impl<'a> Executor<'a> {
         self.state.active_locations()
     }
 
-    /// Drops every unfinished task.
+    /// Drops every unfinished task (`!Send` ones only on their home thread).
     pub(crate) fn cancel_all(&self) {
         self.state.cancel_all()
+    }
+
+    /// Sends the executor's incidents (panics caught while dropping tasks, leaked
+    /// `!Send` tasks) to `reporter` instead of stderr. Only the first call counts.
+    pub(crate) fn set_reporter(&self, reporter: Reporter) {
+        self.state.set_reporter(reporter)
     }
 }
 

@@ -26,8 +26,10 @@ use concurrent_queue::{ConcurrentQueue, PushError};
 use event_listener::{Event, EventListener};
 
 use super::active::Slab;
+use super::home::{self, Home};
+use super::report::{self, Incident, Reporter};
 use super::sync::{
-    Arc, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local, fence,
+    Arc, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local, fence,
 };
 
 /// How many runnables a runner's local queue holds before it spills into the global one.
@@ -41,10 +43,8 @@ const LOCAL_CAPACITY: usize = 2;
 pub(crate) struct State {
     /// Wake-ups from threads that are not runners of this executor.
     global: ConcurrentQueue<Runnable>,
-    /// `!Send` tasks, bound to the thread in `home_thread`.
-    home: ConcurrentQueue<Runnable>,
-    /// The id (see [`thread_id`]) of the only thread that may run `home` tasks; 0 = none yet.
-    home_thread: AtomicU64,
+    /// `!Send` tasks, bound to their home thread.
+    pub(crate) home: Home,
     /// The local queue of every runner, for stealing.
     locals: RwLock<Vec<Arc<ConcurrentQueue<Runnable>>>>,
     /// How many runners there are (`locals.len()`, without the lock).
@@ -55,6 +55,8 @@ pub(crate) struct State {
     sleeping: AtomicUsize,
     /// Every task that has not finished yet, so that dropping the executor can drop them.
     active: Mutex<Slab>,
+    /// Where incidents go (stderr until the owner sets one).
+    reporter: std::sync::OnceLock<Reporter>,
 }
 
 executor_thread_local! {
@@ -62,6 +64,11 @@ executor_thread_local! {
     static RUNNER: Cell<(*const State, *const Runner)> = Cell::new((ptr::null(), ptr::null()));
     /// This thread's id for the executor (0 until first asked).
     static THREAD_ID: Cell<u64> = Cell::new(0);
+}
+
+/// The state of the executor whose runner is running tasks on this thread, or null.
+pub(crate) fn running_state() -> *const State {
+    RUNNER.try_with(Cell::get).map_or(ptr::null(), |(state, _)| state)
 }
 
 /// A small, cheap, never-zero id of the calling thread.
@@ -80,13 +87,35 @@ impl State {
     pub(crate) fn new() -> State {
         State {
             global: ConcurrentQueue::unbounded(),
-            home: ConcurrentQueue::unbounded(),
-            home_thread: AtomicU64::new(0),
+            home: Home::new(),
             locals: RwLock::new(Vec::new()),
             runners: AtomicUsize::new(0),
             sleepers: Event::new(),
             sleeping: AtomicUsize::new(0),
             active: Mutex::new(Slab::default()),
+            reporter: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sends incidents to `reporter` from now on. Only the first call counts.
+    pub(crate) fn set_reporter(&self, reporter: Reporter) {
+        let _ = self.reporter.set(reporter);
+    }
+
+    /// Reports an incident to the owner of the executor.
+    #[cold]
+    pub(crate) fn report(&self, incident: Incident<'_>) {
+        match self.reporter.get() {
+            // Reports are made where a panic would abort the process (inside async-task):
+            // a reporter that panics is not let through.
+            Some(reporter) => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reporter(incident)))
+                    .is_err()
+                {
+                    eprintln!("polyloop: an executor's reporter panicked");
+                }
+            }
+            None => report::to_stderr(incident),
         }
     }
 
@@ -148,19 +177,9 @@ impl State {
 
     /// Queues a runnable of a `!Send` task bound to the home thread.
     pub(crate) fn schedule_home(&self, runnable: Runnable) {
-        let _ = self.home.push(runnable);
+        self.home.push(runnable);
         if self.any_sleeping() {
             self.sleepers.notify_additional(usize::MAX);
-        }
-    }
-
-    /// Makes the calling thread the home of `!Send` tasks, unless another thread is.
-    /// Returns whether the calling thread is the home thread.
-    pub(crate) fn claim_home(&self) -> bool {
-        let me = thread_id();
-        match self.home_thread.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => true,
-            Err(owner) => owner == me,
         }
     }
 
@@ -180,8 +199,10 @@ impl State {
     }
 
     /// Cancels every task that has not finished: wakes each one so that its runnable is
-    /// queued, then drops every queued runnable, which drops the futures.
+    /// queued, then drops every queued runnable, which drops the futures (`!Send` ones
+    /// only on their home thread: see `home.rs`).
     pub(crate) fn cancel_all(&self) {
+        self.home.close();
         let wakers = self.active().take_all();
         for waker in wakers {
             waker.wake();
@@ -194,7 +215,7 @@ impl State {
     /// Drops every queued runnable.
     fn drain(&self) {
         while self.global.pop().is_ok() {}
-        while self.home.pop().is_ok() {}
+        self.home.drain(self);
         let locals = self.locals.read().unwrap_or_else(PoisonError::into_inner).clone();
         for local in locals {
             while local.pop().is_ok() {}
@@ -229,6 +250,7 @@ const MAX_LIFO_STREAK: u32 = 3;
 
 impl Runner {
     pub(crate) fn new(state: &Arc<State>) -> Runner {
+        home::drop_left_behind();
         let local = Arc::new(ConcurrentQueue::bounded(LOCAL_CAPACITY));
         state.locals.write().unwrap_or_else(PoisonError::into_inner).push(local.clone());
         state.runners.fetch_add(1, Ordering::Relaxed);
@@ -286,12 +308,7 @@ impl Runner {
     }
 
     fn pop_home(&self) -> Option<Runnable> {
-        if self.state.home.is_empty()
-            || self.state.home_thread.load(Ordering::Acquire) != self.thread
-        {
-            return None;
-        }
-        self.state.home.pop().ok()
+        self.state.home.pop_for(self.thread)
     }
 
     /// Takes one runnable from the global queue and moves a share of the rest locally

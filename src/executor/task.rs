@@ -2,15 +2,20 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::mem::{self, ManuallyDrop};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, Waker};
+
+use super::report::Finished;
 
 /// A spawned future: awaiting it gives the future's output.
 ///
 /// Dropping a `Task` **cancels** it (unlike tokio's `JoinHandle`, which detaches); call
 /// [`Task::detach`] to let it run on its own. A panic inside the task is caught, the
 /// executor goes on running the other tasks, and the panic resumes in whoever awaits
-/// the task.
+/// the task. A panic while the task's future is dropped (when it is cancelled) is
+/// caught and reported, as is one while dropping an output that nobody will read.
 ///
 /// # Examples
 ///
@@ -20,9 +25,19 @@ use std::task::{Context, Poll};
 /// assert_eq!(polyloop::block_on(task), 3);
 /// ```
 #[must_use = "dropping a Task cancels it; call .detach() to let it run on its own"]
-pub struct Task<T>(pub(crate) async_task::Task<T>);
+pub struct Task<T>(ManuallyDrop<async_task::Task<Finished<T>>>);
 
 impl<T> Task<T> {
+    pub(crate) fn new(task: async_task::Task<Finished<T>>) -> Task<T> {
+        Task(ManuallyDrop::new(task))
+    }
+
+    fn into_inner(self) -> async_task::Task<Finished<T>> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the task is taken out once.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+
     /// Lets the task run to completion on its own; its output is dropped.
     ///
     /// # Examples
@@ -40,7 +55,14 @@ impl<T> Task<T> {
     /// assert!(done.load(Ordering::SeqCst));
     /// ```
     pub fn detach(self) {
-        self.0.detach()
+        let task = self.into_inner();
+        if mem::needs_drop::<T>() && task.is_finished() {
+            // Nothing will read the output: drop it now (see `release`).
+            release(task);
+        } else {
+            // Finishing later, the task drops its output on a runner.
+            task.detach();
+        }
     }
 
     /// Cancels the task and waits until it is gone. Gives its output if it had
@@ -55,7 +77,7 @@ impl<T> Task<T> {
     /// });
     /// ```
     pub async fn cancel(self) -> Option<T> {
-        self.0.cancel().await
+        self.into_inner().cancel().await.map(Finished::into_inner)
     }
 
     /// Whether the task has finished (its output is ready, or it panicked or was cancelled).
@@ -68,7 +90,36 @@ impl<T> Future for Task<T> {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        Pin::new(&mut self.0).poll(cx)
+        Pin::new(&mut *self.0).poll(cx).map(Finished::into_inner)
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is not used again.
+        let task = unsafe { ManuallyDrop::take(&mut self.0) };
+        if mem::needs_drop::<T>() {
+            release(task);
+        }
+        // Otherwise async-task's drop cancels it.
+    }
+}
+
+/// Cancels `task`, and drops its output if it has one.
+///
+/// async-task would read out an output and drop it after letting go of the task, when
+/// its executor may be gone; taken out here, while `cancel` holds the task (and so its
+/// executor), a panic in its drop is reported to that executor. A task that completes
+/// after the cancellation drops its output on a runner, where it is reported too.
+fn release<T>(task: async_task::Task<Finished<T>>) {
+    let mut cancel = pin!(task.cancel());
+    let mut cx = Context::from_waker(Waker::noop());
+    // A panic of the task itself resumes here: nobody awaits it, so it goes.
+    if let Ok(Poll::Ready(Some(out))) =
+        catch_unwind(AssertUnwindSafe(|| cancel.as_mut().poll(&mut cx)))
+    {
+        // SAFETY: `cancel` holds the task until the end of this function.
+        unsafe { out.drop_in_task() };
     }
 }
 
