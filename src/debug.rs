@@ -59,6 +59,15 @@ pub enum DebugEvent<'a> {
         /// How many tasks were leaked.
         count: usize,
     },
+    /// A close hook panicked, and the panic could not be resumed by `close()` (another
+    /// hook panicked first, or the thread was already unwinding). Reported whether
+    /// debug mode is on or not.
+    CloseHookPanicked {
+        /// The loop's number.
+        loop_id: u64,
+        /// The panic's message.
+        message: &'a str,
+    },
 }
 
 impl fmt::Display for DebugEvent<'_> {
@@ -92,6 +101,10 @@ impl fmt::Display for DebugEvent<'_> {
                 f,
                 "event loop #{loop_id}: leaked {count} !Send task(s) whose home thread has \
                  exited (they can only be dropped on that thread)"
+            ),
+            DebugEvent::CloseHookPanicked { loop_id, message } => write!(
+                f,
+                "event loop #{loop_id}: a close hook panicked (close() finished its work): {message}"
             ),
         }
     }

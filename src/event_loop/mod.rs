@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -193,6 +193,14 @@ impl EventLoop {
     ///
     /// [`Error::Running`] if the loop is running.
     ///
+    /// # Panics
+    ///
+    /// With the panic of a close or after-close hook, once all of the work above is
+    /// done (every hook ran, the tasks were dropped): the loop is closed, and a second
+    /// `close()` does nothing. Panics of later hooks, or of any hook while the calling thread is
+    /// already unwinding (a second panic would abort the process), are reported to the
+    /// debug hook instead ([`DebugEvent::CloseHookPanicked`]).
+    ///
     /// # Examples
     ///
     /// ```
@@ -211,8 +219,16 @@ impl EventLoop {
         }
         let hooks =
             std::mem::take(&mut *inner.close_hooks.lock().unwrap_or_else(PoisonError::into_inner));
+        // A panicking hook does not keep the others, nor the rest of the work, from
+        // being done: its panic is resumed at the end.
+        let mut hook_panic = None;
         for hook in hooks {
-            hook(self);
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hook(self))) {
+                match hook_panic {
+                    None => hook_panic = Some(panic),
+                    Some(_) => self.report_close_hook_panic(&*panic),
+                }
+            }
         }
         if self.get_debug() {
             let tasks = self.pending_task_locations();
@@ -233,9 +249,26 @@ impl EventLoop {
             &mut *inner.after_close_hooks.lock().unwrap_or_else(PoisonError::into_inner),
         );
         for hook in after {
-            hook(self);
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hook(self))) {
+                match hook_panic {
+                    None => hook_panic = Some(panic),
+                    Some(_) => self.report_close_hook_panic(&*panic),
+                }
+            }
+        }
+        if let Some(panic) = hook_panic {
+            if std::thread::panicking() {
+                self.report_close_hook_panic(&*panic);
+            } else {
+                resume_unwind(panic);
+            }
         }
         Ok(())
+    }
+
+    fn report_close_hook_panic(&self, panic: &(dyn std::any::Any + Send)) {
+        let message = panic_message(panic);
+        (self.inner.hook)(&DebugEvent::CloseHookPanicked { loop_id: self.inner.id, message });
     }
 
     /// Sends what the executor catches or leaks (see [`Incident`]) to the debug hook,
