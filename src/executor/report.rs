@@ -83,8 +83,8 @@ pub(crate) unsafe fn drop_catching<T>(
 /// `catch_unwind`, on a runner of the task's executor, which reports a panic. A `Task`
 /// dropped or detached after its task finished takes the output out and drops it with
 /// [`Finished::drop_in_task`], which reports to the executor too. Only an output that
-/// async-task drops elsewhere (a `detach` racing the task's completion) is reported on
-/// stderr, since its executor may be gone by then.
+/// async-task drops elsewhere (a `Task` dropped or detached just as its task completes)
+/// is reported on stderr, since its executor may be gone by then.
 pub(crate) struct Finished<T> {
     value: ManuallyDrop<T>,
     /// The task's executor: compared with the one running on the dropping thread, and

@@ -98,19 +98,19 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         // SAFETY: `self.0` is not used again.
         let task = unsafe { ManuallyDrop::take(&mut self.0) };
-        if mem::needs_drop::<T>() {
+        if mem::needs_drop::<T>() && task.is_finished() {
             release(task);
         }
-        // Otherwise async-task's drop cancels it.
+        // Otherwise async-task's drop cancels it; finishing later, or while it is
+        // cancelled, the task drops its output on a runner.
     }
 }
 
-/// Cancels `task`, and drops its output if it has one.
+/// Drops the output of a finished `task`, if nobody took it.
 ///
-/// async-task would read out an output and drop it after letting go of the task, when
+/// async-task would read out the output and drop it after letting go of the task, when
 /// its executor may be gone; taken out here, while `cancel` holds the task (and so its
-/// executor), a panic in its drop is reported to that executor. A task that completes
-/// after the cancellation drops its output on a runner, where it is reported too.
+/// executor), a panic in its drop is reported to that executor.
 fn release<T>(task: async_task::Task<Finished<T>>) {
     let mut cancel = pin!(task.cancel());
     let mut cx = Context::from_waker(Waker::noop());
