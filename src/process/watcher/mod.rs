@@ -11,6 +11,9 @@
 //! | [`MultiLoopChildWatcher`] | SIGCHLD, then `waitpid(pid)` for each | none | SIGCHLD | left alone |
 //! | [`SafeChildWatcher`] | as multi-loop, on the attached loop | none | SIGCHLD | left alone |
 //! | [`FastChildWatcher`] | SIGCHLD, then `waitpid(-1)` | none | SIGCHLD | **reaped** |
+//!
+//! A panic in the waker of a task that awaits a [`ChildExit`] is caught and reported
+//! on stderr: it costs that task its wake-up, never another child its status.
 
 mod core;
 mod error;
