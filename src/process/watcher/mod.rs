@@ -22,6 +22,7 @@ mod fast;
 mod multi_loop;
 pub(crate) mod pidfd;
 pub(crate) mod polling;
+pub(crate) mod reactor;
 mod readable;
 mod safe;
 mod sigchld;

@@ -168,6 +168,7 @@ const ONE_READINESS: epoll::EventFlags = epoll::EventFlags::IN.union(epoll::Even
 
 impl PidfdSet {
     fn new(core: Arc<Core>) -> io::Result<PidfdSet> {
+        super::reactor::start()?;
         let epoll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?);
         let pidfds = Arc::new(Pidfds {
             core,
@@ -289,6 +290,7 @@ pub(crate) fn watch_pid(core: &Arc<Core>, pid: u32) -> io::Result<()> {
 /// be shared with the `Child`, which signals through it: it is closed once both are
 /// done with it, and it is deregistered first.
 fn register(core: &Arc<Core>, pid: u32, fd: Arc<OwnedFd>) -> io::Result<Readable<Arc<OwnedFd>>> {
+    super::reactor::start()?;
     // No read or write ever goes through it (readiness only, then a `WNOHANG` reap),
     // so it need not be switched to non-blocking mode.
     crate::fork::check_reactor()?;

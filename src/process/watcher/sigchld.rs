@@ -84,6 +84,7 @@ impl Drop for Subscription {
 }
 
 fn start() -> io::Result<Hub> {
+    super::reactor::start()?;
     let (read, write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
     let action = move || {
         // Async-signal-safe: one write(2) on a non-blocking pipe; a full pipe already
