@@ -51,6 +51,7 @@ pub const CASES: &[Case] = &[
     ("attach_loop_none_and_back", attach_none_and_back),
     ("five_hundred_children_in_flight", five_hundred_children),
     ("thread_count_flat_with_200_children", thread_count),
+    ("a_child_reaped_by_other_code_is_an_error_not_a_hang", reaped_elsewhere),
     ("a_panicking_waker_costs_no_other_child_its_status", panicking_waker),
 ];
 
@@ -382,6 +383,35 @@ fn five_hundred_children(kit: &Kit) {
         }
         for (code, exit) in exits {
             assert_eq!(exit.await.unwrap().code(), Some(code));
+        }
+    });
+}
+
+/// Other code (a chained SIGCHLD handler, a library calling `waitpid`) reaps a
+/// watched child first: the watcher reports `ECHILD`, within its documented bound,
+/// never hangs. The reap is done blocking on the loop's thread, so that a watcher that
+/// reaps on the loop cannot get there first; one that reaps elsewhere may win, and
+/// then reports the status itself.
+fn reaped_elsewhere(kit: &Kit) {
+    with_watcher(kit, |w| async move {
+        for round in 0..20 {
+            let mut child = gated(3);
+            let pid = child.id();
+            let exit = w.watch(pid);
+            open_gate(&mut child);
+            let mut raw = 0;
+            // SAFETY: a blocking waitpid for a child of ours, into a local status word.
+            let reaped = unsafe { libc::waitpid(pid as i32, &mut raw, 0) } == pid as i32;
+            match exit.await {
+                Err(err) => {
+                    assert!(reaped, "round {round}: an error, yet nobody else reaped: {err}");
+                    assert!(watch_error(&err).is_not_child(), "round {round}: {err}");
+                }
+                Ok(status) => {
+                    assert!(!reaped, "round {round}: a status that other code took: {status:?}");
+                    assert_eq!(status.code(), Some(3));
+                }
+            }
         }
     });
 }
