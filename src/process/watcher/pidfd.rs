@@ -24,7 +24,9 @@ use super::readable::{Next, Readable};
 /// single fd: a watch costs one `epoll_ctl`, and children that end together are reaped
 /// in one go. The set is made at the first watch and kept while the watcher lives; it
 /// is closed once nothing is watched and nothing more can be (the watcher is closed or
-/// dropped; children still running then are reaped first).
+/// dropped; children still running then are reaped first). If the reactor is running
+/// the set's callback on another thread just then, the set is closed as that callback
+/// returns.
 ///
 /// When a pidfd turns readable, the child is reaped with `waitid(P_PIDFD)`, which
 /// cannot hit a recycled pid. Whoever drives the reactor notices the exit: a running
