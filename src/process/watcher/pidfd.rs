@@ -244,6 +244,9 @@ impl Pidfds {
             },
         };
         self.lock_fds().remove(&pid);
+        // Our handles on the pidfd go before the waiter is told: one that counts its
+        // fds once the child is awaited (and its `Child` dropped) finds it closed.
+        drop(fd);
         self.core.complete(pid, status);
     }
 
