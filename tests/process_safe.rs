@@ -55,13 +55,16 @@ fn rescan_lost_with_its_loop_does_not_stop_scanning() {
         let signals = polyloop::process::watcher::__sigchld_deliveries();
         drop(std::io::Write::write_all(&mut stdin, b"\n"));
         drop(stdin);
+        let start = std::time::Instant::now();
         while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
         {
+            assert!(start.elapsed() < WATCHDOG, "child {pid} never became a zombie");
             std::thread::sleep(Duration::from_millis(2));
         }
         // Its SIGCHLD reached the watcher, which queued a rescan on l1.
         while polyloop::process::watcher::__sigchld_deliveries() == signals {
+            assert!(start.elapsed() < WATCHDOG, "the SIGCHLD of child {pid} never came");
             std::thread::sleep(Duration::from_millis(2));
         }
         l1.close().unwrap();
@@ -109,9 +112,11 @@ fn dropped_child_is_reaped_after_its_loop_stops() {
         let pid = polyloop::block_on(async {
             let c = Command::new("true").watcher(w.clone()).spawn().unwrap();
             let pid = c.id().unwrap();
+            let start = std::time::Instant::now();
             while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
             {
+                assert!(start.elapsed() < WATCHDOG, "child {pid} never became a zombie");
                 std::thread::sleep(Duration::from_millis(2));
             }
             pid

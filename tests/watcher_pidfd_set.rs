@@ -59,8 +59,12 @@ fn start_counting() -> (MutexGuard<'static, ()>, usize) {
     (serial, epolls())
 }
 
+/// The set goes when the watcher is dropped, or, if the reactor is just then running
+/// the set's callback on another thread (the one that reported this child's exit may
+/// still be returning), as soon as that callback returns: the callback holds the set
+/// while it runs. Hence a wait, under the watchdog, not a look right after the drop.
 #[test]
-fn an_idle_watcher_dropped_lets_go_of_its_set_at_once() {
+fn an_idle_watcher_dropped_lets_go_of_its_set() {
     let (_serial, before) = start_counting();
     let watcher = PidfdChildWatcher::new();
     assert_eq!(epolls(), before, "no set before the first watch");
@@ -69,7 +73,7 @@ fn an_idle_watcher_dropped_lets_go_of_its_set_at_once() {
     assert_eq!(status.code(), Some(4));
     assert_eq!(epolls(), before + 1, "the set stays while the watcher lives");
     drop(watcher);
-    assert_eq!(epolls(), before, "dropped with nothing watched: the set goes with it");
+    until_epolls(before, "dropped with nothing watched: the set goes with it");
 }
 
 #[test]
@@ -134,7 +138,7 @@ fn many_children_ending_together_are_all_reaped() {
     // More children than one `epoll_wait` takes (64) end at once: they all read one
     // pipe, and its write end closes.
     let watcher = PidfdChildWatcher::new();
-    let (gate, open_all) = std::io::pipe().unwrap();
+    let (gate, open_all) = common::pipe();
     let children: Vec<Child> = (0..200)
         .map(|i| {
             Command::new("sh")

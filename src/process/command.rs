@@ -208,12 +208,13 @@ impl Command {
     /// # Errors
     ///
     /// The policy's watcher cannot be made (a bad `POLYLOOP_CHILD_WATCHER`), it is
-    /// closed or inactive ([`ChildWatchError::Inactive`]), the child cannot start (an
-    /// error of std's kind, whose message names the program or directory and says
-    /// what was wrong; std's error and its OS error code are in its [`SpawnError`]),
-    /// or the watcher refuses the child once it is started (e.g. it was closed
-    /// meanwhile by another thread): the child is then killed and reaped before this
-    /// returns.
+    /// closed or inactive ([`ChildWatchError::Inactive`]), the reactor cannot start
+    /// (no thread or fd left under a resource limit; no child is forked then, and
+    /// nothing panics), the child cannot start (an error of std's kind, whose message
+    /// names the program or directory and says what was wrong; std's error and its OS
+    /// error code are in its [`SpawnError`]), or the watcher refuses the child once it
+    /// is started (e.g. it was closed meanwhile by another thread): the child is then
+    /// killed and reaped before this returns.
     pub fn spawn(&mut self) -> io::Result<Child> {
         self.spawn_with(Fallback::Inherit, Fallback::Inherit)
     }
@@ -465,6 +466,9 @@ fn launch(
     kill_on_drop: bool,
     nul: Option<&NulByte>,
 ) -> io::Result<Child> {
+    // What can fail for want of a thread or an fd (the reactor, which the watcher and
+    // the pipes need) is set up before the fork, so that it fails with no child.
+    super::watcher::reactor::start()?;
     let mut std_child = cmd.spawn().map_err(|e| SpawnError::wrap(cmd, nul, e))?;
     let pid = std_child.id();
     // Opened before anyone can reap the child, so it names this child for good.

@@ -173,3 +173,16 @@ pub(crate) async fn until_reaped(pid: u32) {
         polyloop::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// A pipe, both ends close-on-exec: (read end, write end). (`std::io::pipe` is newer
+/// than the crate's minimum Rust.)
+pub(crate) fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0, "pipe2 failed");
+    // SAFETY: both fds were just made by pipe2 and are owned by nobody else.
+    unsafe {
+        (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    }
+}

@@ -13,8 +13,11 @@ use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Child, Command};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use polyloop::EventLoop;
@@ -48,6 +51,8 @@ pub const CASES: &[Case] = &[
     ("attach_loop_none_and_back", attach_none_and_back),
     ("five_hundred_children_in_flight", five_hundred_children),
     ("thread_count_flat_with_200_children", thread_count),
+    ("a_child_reaped_by_other_code_is_an_error_not_a_hang", reaped_elsewhere),
+    ("a_panicking_waker_costs_no_other_child_its_status", panicking_waker),
 ];
 
 /// Runs every case on `kit`, then the process-wide checks; exits non-zero on failure.
@@ -378,6 +383,85 @@ fn five_hundred_children(kit: &Kit) {
         }
         for (code, exit) in exits {
             assert_eq!(exit.await.unwrap().code(), Some(code));
+        }
+    });
+}
+
+/// Other code (a chained SIGCHLD handler, a library calling `waitpid`) reaps a
+/// watched child first: the watcher reports `ECHILD`, within its documented bound,
+/// never hangs. The reap is done blocking on the loop's thread, so that a watcher that
+/// reaps on the loop cannot get there first; one that reaps elsewhere may win, and
+/// then reports the status itself.
+fn reaped_elsewhere(kit: &Kit) {
+    with_watcher(kit, |w| async move {
+        for round in 0..20 {
+            let mut child = gated(3);
+            let pid = child.id();
+            let exit = w.watch(pid);
+            open_gate(&mut child);
+            let mut raw = 0;
+            // SAFETY: a blocking waitpid for a child of ours, into a local status word.
+            let reaped = unsafe { libc::waitpid(pid as i32, &mut raw, 0) } == pid as i32;
+            match exit.await {
+                Err(err) => {
+                    assert!(reaped, "round {round}: an error, yet nobody else reaped: {err}");
+                    assert!(watch_error(&err).is_not_child(), "round {round}: {err}");
+                }
+                Ok(status) => {
+                    assert!(!reaped, "round {round}: a status that other code took: {status:?}");
+                    assert_eq!(status.code(), Some(3));
+                }
+            }
+        }
+    });
+}
+
+/// A waker that panics when woken (a task with a bug, a broken executor).
+struct PanickingWaker(Arc<AtomicUsize>);
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("a waker with a bug (this panic is part of the test)");
+    }
+}
+
+/// Thirty children end together; every third one is awaited through a waker that
+/// panics. The panic costs no other child its status, and the children whose wakers
+/// panicked have theirs too.
+fn panicking_waker(kit: &Kit) {
+    with_watcher(kit, |w| async move {
+        let (gate, open_all) = crate::common::pipe();
+        let children: Vec<Child> = (0..30)
+            .map(|i| {
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("read x; exit {i}"))
+                    .stdin(Stdio::from(gate.try_clone().unwrap()))
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        drop(gate);
+        let panicked = Arc::new(AtomicUsize::new(0));
+        let bad = Waker::from(Arc::new(PanickingWaker(panicked.clone())));
+        let mut exits: Vec<_> = children.iter().map(|c| w.watch(c.id())).collect();
+        for exit in exits.iter_mut().step_by(3) {
+            let polled = Pin::new(exit).poll(&mut Context::from_waker(&bad));
+            assert!(matches!(polled, Poll::Pending), "no child ended before its gate opened");
+        }
+        drop(open_all);
+        for (i, exit) in exits.iter_mut().enumerate().filter(|(i, _)| i % 3 != 0) {
+            let status = exit.await.unwrap_or_else(|e| panic!("child {i}: {e}"));
+            assert_eq!(status.code(), Some(i as i32));
+        }
+        // Once their wakers were called, the others' statuses are there too.
+        while panicked.load(Ordering::SeqCst) < 10 {
+            polyloop::sleep(Duration::from_millis(2)).await;
+        }
+        for (i, exit) in exits.iter_mut().enumerate().step_by(3) {
+            assert!(exit.is_ready(), "child {i}: woken, yet no status");
+            assert_eq!(exit.await.unwrap().code(), Some(i as i32));
         }
     });
 }

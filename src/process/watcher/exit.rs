@@ -157,7 +157,7 @@ pub(crate) struct ExitSender {
 impl ExitSender {
     pub(crate) fn send(mut self, result: io::Result<ExitStatus>) {
         if let Some(slot) = self.slot.take() {
-            complete(&slot, result);
+            complete(&slot, self.pid, result);
         }
     }
 }
@@ -174,19 +174,34 @@ impl ExitSender {
 impl Drop for ExitSender {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
-            complete(&slot, Err(ChildWatchError::HandlerGone { pid: self.pid }.into()));
+            complete(&slot, self.pid, Err(ChildWatchError::HandlerGone { pid: self.pid }.into()));
         }
     }
 }
 
-fn complete(slot: &Slot, result: io::Result<ExitStatus>) {
+/// Puts the result in and wakes the task awaiting it.
+///
+/// The waker is not ours: it may panic. Its panic stays here (reported on stderr), so
+/// it costs only its own task a wake-up, never the watcher the statuses of the other
+/// children it reaps in the same go (nor an abort, when this runs in a drop).
+fn complete(slot: &Slot, pid: u32, result: io::Result<ExitStatus>) {
     let waker = {
         let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.result = Some(result);
         state.waker.take()
     };
     if let Some(w) = waker {
-        w.wake();
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake())) {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string payload".into());
+            eprintln!(
+                "polyloop: waking the task that awaits the exit of pid {pid} panicked: {what}; \
+                 its status is kept for its next poll"
+            );
+        }
     }
 }
 

@@ -19,6 +19,14 @@ use super::polling::{Engine, Mode};
 /// At most 4096 are kept (the oldest go first), and a kept status is dropped, not
 /// handed over, once its pid names a new child of this process.
 ///
+/// `waitpid(-1)` cannot tell that other code (a chained SIGCHLD handler, a library
+/// calling `waitpid`) reaped one of its children. So when a signal's rescan reaps
+/// nothing, and on the fallback rescan every second while children are outstanding
+/// (which also makes up for a lost SIGCHLD; see [the module](super)), it asks the
+/// kernel whether each pid it watches is still a child of ours: one that is not gets
+/// [`ChildWatchError::NotChild`](super::ChildWatchError::NotChild) (`ECHILD`), within a
+/// second of the next rescan of its loop, never a hang.
+///
 /// It is active only while the loop it is attached to runs; see `SafeChildWatcher`.
 ///
 /// # Examples

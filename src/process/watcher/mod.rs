@@ -11,6 +11,16 @@
 //! | [`MultiLoopChildWatcher`] | SIGCHLD, then `waitpid(pid)` for each | none | SIGCHLD | left alone |
 //! | [`SafeChildWatcher`] | as multi-loop, on the attached loop | none | SIGCHLD | left alone |
 //! | [`FastChildWatcher`] | SIGCHLD, then `waitpid(-1)` | none | SIGCHLD | **reaped** |
+//!
+//! A SIGCHLD can be lost for good: other code may replace polyloop's action with a raw
+//! `sigaction`. So while they have children outstanding, the signal-driven watchers
+//! (multi-loop, safe, fast) also rescan every second, on a timer of the reactor (no
+//! thread, no fd; none at all while no child is outstanding): a lost signal delays a
+//! status by up to a second, never loses it. The first exit found that way that no
+//! signal announced is reported once per process on stderr.
+//!
+//! A panic in the waker of a task that awaits a [`ChildExit`] is caught and reported
+//! on stderr: it costs that task its wake-up, never another child its status.
 
 mod core;
 mod error;
@@ -19,6 +29,7 @@ mod fast;
 mod multi_loop;
 pub(crate) mod pidfd;
 pub(crate) mod polling;
+pub(crate) mod reactor;
 mod readable;
 mod safe;
 mod sigchld;
@@ -325,4 +336,11 @@ fn _assert_auto_traits() {
     send_sync::<SafeChildWatcher>();
     send_sync::<FastChildWatcher>();
     send_sync::<Arc<dyn ChildWatcher>>();
+}
+
+/// Whether the fallback rescan timer of the signal-driven watchers is armed (it is
+/// while one of them has a child outstanding).
+#[doc(hidden)]
+pub fn __sigchld_fallback_armed() -> bool {
+    sigchld::fallback_armed()
 }

@@ -16,6 +16,9 @@ use super::polling::{Engine, Mode};
 /// previous handler runs again. The registry's trampoline itself stays installed:
 /// putting back the raw old `sigaction` would cut off others who registered through it.
 ///
+/// While it has children outstanding, it also rescans every second, so a lost or
+/// stolen SIGCHLD delays a status, never loses it (see [the module](super)).
+///
 /// No loop is needed: whichever thread drives the reactor reaps. A loop given to
 /// `attach_loop` runs the handlers; without one they run on the child handler thread
 /// (see [`add_child_handler`](super::ChildWatcher::add_child_handler)).

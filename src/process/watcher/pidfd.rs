@@ -24,7 +24,9 @@ use super::readable::{Next, Readable};
 /// single fd: a watch costs one `epoll_ctl`, and children that end together are reaped
 /// in one go. The set is made at the first watch and kept while the watcher lives; it
 /// is closed once nothing is watched and nothing more can be (the watcher is closed or
-/// dropped; children still running then are reaped first).
+/// dropped; children still running then are reaped first). If the reactor is running
+/// the set's callback on another thread just then, the set is closed as that callback
+/// returns.
 ///
 /// When a pidfd turns readable, the child is reaped with `waitid(P_PIDFD)`, which
 /// cannot hit a recycled pid. Whoever drives the reactor notices the exit: a running
@@ -168,6 +170,7 @@ const ONE_READINESS: epoll::EventFlags = epoll::EventFlags::IN.union(epoll::Even
 
 impl PidfdSet {
     fn new(core: Arc<Core>) -> io::Result<PidfdSet> {
+        super::reactor::start()?;
         let epoll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?);
         let pidfds = Arc::new(Pidfds {
             core,
@@ -241,6 +244,9 @@ impl Pidfds {
             },
         };
         self.lock_fds().remove(&pid);
+        // Our handles on the pidfd go before the waiter is told: one that counts its
+        // fds once the child is awaited (and its `Child` dropped) finds it closed.
+        drop(fd);
         self.core.complete(pid, status);
     }
 
@@ -289,6 +295,7 @@ pub(crate) fn watch_pid(core: &Arc<Core>, pid: u32) -> io::Result<()> {
 /// be shared with the `Child`, which signals through it: it is closed once both are
 /// done with it, and it is deregistered first.
 fn register(core: &Arc<Core>, pid: u32, fd: Arc<OwnedFd>) -> io::Result<Readable<Arc<OwnedFd>>> {
+    super::reactor::start()?;
     // No read or write ever goes through it (readiness only, then a `WNOHANG` reap),
     // so it need not be switched to non-blocking mode.
     crate::fork::check_reactor()?;

@@ -1,17 +1,23 @@
 //! The engine of the SIGCHLD-driven watchers: multi-loop, safe and fast differ only in
 //! where a rescan runs and how it reaps.
+//!
+//! Rescans come on each SIGCHLD and, while children are outstanding, on the slow
+//! fallback timer of [`sigchld`] (a lost or stolen signal delays a status by at most
+//! [`sigchld::FALLBACK`]). A child that other code reaped is an `ECHILD` error: for
+//! multi-loop and safe at the next rescan; for fast, whose `waitpid(-1)` cannot tell,
+//! at a signal's rescan that reaped nothing or at the next fallback rescan.
 
 use std::collections::HashMap;
 use std::io;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rustix::process::{Pid, WaitOptions};
 
 use super::core::{self, Added, Core, Kept, Waiter};
 use super::exit::{ChildExit, from_wait_status};
-use super::sigchld::{self, Subscription};
+use super::sigchld::{self, Listener, Subscription};
 use crate::EventLoop;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +79,14 @@ pub(crate) struct Engine {
     sub: Mutex<Option<(Subscription, Option<Reaping>)>>,
     /// A fast watcher counted in `FastShared::open`.
     fast_open: AtomicBool,
+    /// A SIGCHLD came since the last full rescan began.
+    signalled: AtomicBool,
+    /// The fallback timer asked for a rescan with no signal on its way: one more than
+    /// [`sigchld::raised`] then; 0 when it has not.
+    fallback_due: AtomicU64,
+    /// Fast: the next rescan also asks the kernel whether each watched pid is still a
+    /// child of ours (`waitpid(-1)` says nothing of children reaped by other code).
+    check_gone: AtomicBool,
 }
 
 impl Engine {
@@ -84,6 +98,9 @@ impl Engine {
             scan_scheduled: AtomicBool::new(false),
             sub: Mutex::new(None),
             fast_open: AtomicBool::new(mode == Mode::Fast),
+            signalled: AtomicBool::new(false),
+            fallback_due: AtomicU64::new(0),
+            check_gone: AtomicBool::new(false),
         });
         if mode == Mode::Fast {
             let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
@@ -91,8 +108,7 @@ impl Engine {
         }
         // The listener keeps the engine alive until it is closed and drained, so a
         // dropped watcher still reaps the children it watched.
-        let me = engine.clone();
-        let sub = sigchld::subscribe(Arc::new(move || me.on_signal()))?;
+        let sub = sigchld::subscribe(Arc::new(Subscriber(engine.clone())))?;
         let reaping = (mode == Mode::Fast).then(Reaping::new);
         *engine.sub.lock().unwrap_or_else(PoisonError::into_inner) = Some((sub, reaping));
         Ok(engine)
@@ -112,6 +128,7 @@ impl Engine {
         // The SIGCHLD action was armed in `new`, before any of these children could
         // be watched; the scan below catches a child that exited before this call.
         if let Added::New = self.core.add(pid, waiter, false, |_| Ok(()))? {
+            sigchld::children_outstanding();
             match self.mode {
                 Mode::MultiLoop => self.scan(Some(pid)),
                 Mode::Safe | Mode::Fast => self.schedule_scan(),
@@ -145,6 +162,7 @@ impl Engine {
         drop(guard);
         after.run();
         if let Added::New = added {
+            sigchld::children_outstanding();
             self.schedule_scan();
         }
         Ok(())
@@ -197,9 +215,8 @@ impl Engine {
         }
         drop(fast);
         drop(one);
-        if self.core.lock().drained() {
-            self.unsubscribe();
-        }
+        let drained = self.core.lock().drained();
+        self.after_scan(drained);
         for d in done {
             d.run();
         }
@@ -270,12 +287,38 @@ impl Engine {
     }
 
     fn on_signal(self: &Arc<Self>) {
+        self.signalled.store(true, Ordering::SeqCst);
+        self.rescan_soon();
+    }
+
+    /// The fallback timer fired; see [`Listener::on_fallback`].
+    fn on_fallback(self: &Arc<Self>, quiet: bool) {
+        if quiet {
+            self.fallback_due.store(sigchld::raised() + 1, Ordering::SeqCst);
+        }
+        self.check_gone.store(true, Ordering::SeqCst);
+        self.rescan_soon();
+    }
+
+    /// A full rescan: here (multi-loop) or on the attached loop.
+    fn rescan_soon(self: &Arc<Self>) {
         match self.mode {
             Mode::MultiLoop => self.scan(None),
             Mode::Safe | Mode::Fast => {
                 self.reap_orphans();
                 self.schedule_scan();
             }
+        }
+    }
+
+    /// After a rescan: the subscription goes once drained; the fallback timer once no
+    /// watcher has a child outstanding.
+    fn after_scan(&self, drained: bool) {
+        if drained {
+            self.unsubscribe();
+        }
+        if self.core.lock().watched.is_empty() {
+            sigchld::maybe_idle();
         }
     }
 
@@ -303,38 +346,60 @@ impl Engine {
     fn scan(&self, only: Option<u32>) {
         let mut done = Vec::new();
         let one = self.scan_lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let drained = match self.mode {
+        // What a full rescan answers: a signal, the fallback timer, or both.
+        let full = only.is_none();
+        let signalled = full && self.signalled.swap(false, Ordering::SeqCst);
+        let fallback = if full { self.fallback_due.swap(0, Ordering::SeqCst) } else { 0 };
+        let check_gone = full && self.check_gone.swap(false, Ordering::SeqCst);
+        let (drained, exits) = match self.mode {
             Mode::MultiLoop | Mode::Safe => self.poll_each(only, &mut done),
-            Mode::Fast => self.reap_all(&mut done),
+            Mode::Fast => self.reap_all(&mut done, check_gone, signalled),
         };
         drop(one);
-        if drained {
-            self.unsubscribe();
+        if fallback != 0 && !signalled && exits > 0 && sigchld::raised() + 1 == fallback {
+            // Found by the timer, and no signal was raised since it fired. (Best effort:
+            // a signal the kernel has queued but no thread has handled yet is unseen.)
+            sigchld::report_unannounced(self.core.name);
         }
+        self.after_scan(drained);
         for d in done {
             d.run();
         }
     }
 
     /// `waitpid(pid, WNOHANG)` for every watched pid: O(n), but it leaves other code's
-    /// children alone.
-    fn poll_each(&self, only: Option<u32>, done: &mut Vec<core::Delivery>) -> bool {
+    /// children alone. Gives whether the watcher is drained, and how many children
+    /// were found to have exited.
+    fn poll_each(&self, only: Option<u32>, done: &mut Vec<core::Delivery>) -> (bool, usize) {
         let pids: Vec<u32> = match only {
             Some(pid) => vec![pid],
             None => self.core.lock().watched.iter().copied().collect(),
         };
+        let mut exits = 0;
         for pid in pids {
             if let Some(status) = try_reap(pid) {
+                exits += usize::from(status.is_ok());
                 done.extend(self.core.complete_later(pid, status).0);
             }
         }
-        self.core.lock().drained()
+        (self.core.lock().drained(), exits)
     }
 
     /// `waitpid(-1, WNOHANG)` until nothing is left: O(1) per child, but it reaps
     /// children of other code too (their statuses are kept for a later handler).
-    fn reap_all(&self, done: &mut Vec<core::Delivery>) -> bool {
+    ///
+    /// `waitpid(-1)` cannot tell that other code reaped one of our children. When the
+    /// fallback timer asks (`check_gone`), or a signal's rescan reaped nothing (a sign
+    /// that someone else did), each watched pid that the kernel no longer counts as
+    /// our child gets `ECHILD`.
+    fn reap_all(
+        &self,
+        done: &mut Vec<core::Delivery>,
+        check_gone: bool,
+        signalled: bool,
+    ) -> (bool, usize) {
         let mut drained_owners = Vec::new();
+        let mut exits = 0;
         let drained = loop {
             // Under the shared lock, so that `add_fast` sees a child either unreaped
             // or kept. Handlers are called once it is released.
@@ -347,6 +412,7 @@ impl Engine {
                 Ok(None) | Err(_) => break self.core.lock().drained(),
             };
             let status = Ok(from_wait_status(status));
+            exits += 1;
             let Some(owner) = fast.owners.remove(&pid).and_then(|w| w.upgrade()) else {
                 fast.kept.insert(pid, status);
                 continue;
@@ -360,7 +426,44 @@ impl Engine {
         for owner in drained_owners {
             owner.unsubscribe();
         }
-        drained
+        if check_gone || (signalled && exits == 0) {
+            return (self.reap_gone(done), exits);
+        }
+        (drained, exits)
+    }
+
+    /// Fast: completes with `ECHILD` each watched pid that is no longer an unreaped
+    /// child of ours (other code reaped it). Under the shared lock, which every
+    /// `waitpid(-1)` of ours holds: a child we reaped is never taken for one reaped
+    /// elsewhere. Gives whether the watcher is drained.
+    fn reap_gone(&self, done: &mut Vec<core::Delivery>) -> bool {
+        let mut fast = FAST.lock().unwrap_or_else(PoisonError::into_inner);
+        let fast = fast.get_or_insert_with(Default::default);
+        let pids: Vec<u32> = self.core.lock().watched.iter().copied().collect();
+        for pid in pids {
+            if let Err(err) = core::check_child(pid) {
+                fast.owners.remove(&pid);
+                done.extend(self.core.complete_later(pid, Err(err)).0);
+            }
+        }
+        self.core.lock().drained()
+    }
+}
+
+/// An engine as a SIGCHLD subscriber.
+struct Subscriber(Arc<Engine>);
+
+impl Listener for Subscriber {
+    fn on_signal(&self) {
+        self.0.on_signal();
+    }
+
+    fn on_fallback(&self, quiet: bool) {
+        self.0.on_fallback(quiet);
+    }
+
+    fn outstanding(&self) -> bool {
+        !self.0.core.lock().watched.is_empty()
     }
 }
 

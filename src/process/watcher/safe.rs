@@ -24,6 +24,10 @@ use super::polling::{Engine, Mode};
 /// loop, so no zombie is left when the loop stops: at the drop if the child had ended,
 /// else when its SIGCHLD comes in. The fast watcher does the same.
 ///
+/// While it has children outstanding, it also rescans every second (on the attached
+/// loop), so a lost or stolen SIGCHLD delays a status, never loses it (see
+/// [the module](super)).
+///
 /// [`Command::spawn`]: crate::process::Command::spawn
 ///
 /// # Examples
