@@ -5,8 +5,9 @@
 //! themselves to it with [`EventLoop::run_worker`]; together with the thread that runs
 //! the loop they share its tasks, and an idle thread steals from a busy one. `N` is
 //! [`PolicyOptions::workers`](polyloop::plugin::PolicyOptions::workers), else
-//! `POLYLOOP_WORKERS`, else the number of available cores. Closing the loop stops its
-//! workers and joins them.
+//! `POLYLOOP_WORKERS`, else the number of available cores, and at most
+//! [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS). Closing the loop stops its workers
+//! and joins them.
 //!
 //! The context is the thread, as with the default policy: each thread has its own
 //! current loop, and only the main thread gets one made for it on demand.
@@ -102,7 +103,8 @@ impl ThreadPoolPolicy {
     }
 
     /// A policy whose loops get exactly `workers` worker threads each (besides the
-    /// thread that runs the loop).
+    /// thread that runs the loop). Above [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS),
+    /// its `new_event_loop` is [`Error::TooManyWorkers`].
     ///
     /// # Panics
     ///
@@ -122,10 +124,11 @@ impl ThreadPoolPolicy {
     /// # Errors
     ///
     /// [`Error::InvalidEnv`] if the count comes from `POLYLOOP_WORKERS` and that is not
-    /// a whole number of at least 1.
+    /// a whole number from 1 to [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS);
+    /// [`Error::TooManyWorkers`] for a count above it given in code.
     pub fn workers(&self) -> Result<usize, Error> {
         match self.workers {
-            Some(n) => Ok(n),
+            Some(n) => polyloop::plugin::check_workers(n),
             None => polyloop::plugin::workers(),
         }
     }
@@ -168,7 +171,8 @@ impl EventLoopPolicy for ThreadPoolPolicy {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`.
+    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`;
+    /// [`Error::TooManyWorkers`] and [`Error::ThreadStart`] as [`new_pool_loop`].
     fn new_event_loop(&self) -> Result<EventLoop, Error> {
         new_pool_loop(self.workers()?)
     }
@@ -185,11 +189,15 @@ impl EventLoopPolicy for ThreadPoolPolicy {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidEnv`] for a bad `POLYLOOP_DEBUG`.
+/// - [`Error::TooManyWorkers`] above [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS);
+/// - [`Error::ThreadStart`] if the system refuses to start a worker (a limit on
+///   threads, such as `ulimit -u`): the workers already started are stopped and
+///   joined first;
+/// - [`Error::InvalidEnv`] for a bad `POLYLOOP_DEBUG`.
 ///
 /// # Panics
 ///
-/// If `workers` is 0, or the system refuses to start a thread.
+/// If `workers` is 0.
 ///
 /// # Examples
 ///
@@ -202,6 +210,7 @@ impl EventLoopPolicy for ThreadPoolPolicy {
 /// ```
 pub fn new_pool_loop(workers: usize) -> Result<EventLoop, Error> {
     assert!(workers >= 1, "new_pool_loop(0): a pool needs at least 1 worker thread");
+    polyloop::plugin::check_workers(workers)?;
     let lp = EventLoop::builder().build()?;
     let pool = Arc::new(Pool {
         stop: AtomicBool::new(false),
@@ -223,10 +232,13 @@ pub fn new_pool_loop(workers: usize) -> Result<EventLoop, Error> {
         match spawned {
             Ok(handle) => pool.threads.lock().unwrap_or_else(PoisonError::into_inner).push(handle),
             Err(err) => {
+                // Stops and joins the workers started so far (the close hook).
                 let _ = lp.close();
-                panic!(
-                    "polyloop-threadpool: could not start worker thread {i} of {workers}: {err}"
-                );
+                return Err(Error::ThreadStart {
+                    what: format!("worker thread {i} of {workers} for event loop #{}", lp.id()),
+                    kind: err.kind(),
+                    reason: err.to_string(),
+                });
             }
         }
     }
