@@ -2,12 +2,14 @@
 //! registered as `"threadpool"`.
 //!
 //! Each loop made by [`ThreadPoolPolicy`] starts `N` worker threads that lend
-//! themselves to it with [`EventLoop::run_worker`]; together with the thread that runs
+//! themselves to it with [`WeakEventLoop::run_worker`]; together with the thread that runs
 //! the loop they share its tasks, and an idle thread steals from a busy one. `N` is
 //! [`PolicyOptions::workers`](polyloop::plugin::PolicyOptions::workers), else
 //! `POLYLOOP_WORKERS`, else the number of available cores, and at most
 //! [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS). Closing the loop stops its workers
-//! and joins them.
+//! and joins them; so does dropping its last handle, since the workers do not hold one.
+//! A loop made for a thread without being asked for (by `polyloop::block_on`) is
+//! closed when that thread exits.
 //!
 //! The context is the thread, as with the default policy: each thread has its own
 //! current loop, and only the main thread gets one made for it on demand.
@@ -61,6 +63,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use event_listener::Event;
+#[cfg(doc)]
+use polyloop::WeakEventLoop;
 use polyloop::{DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy};
 
 polyloop::register_policy! {
@@ -179,8 +183,10 @@ impl EventLoopPolicy for ThreadPoolPolicy {
 }
 
 /// Makes a loop whose `Send` tasks run on `workers` new threads as well as on the
-/// thread that runs it. Closing the loop stops the workers and joins them; a loop
-/// that is never closed keeps its workers until the process ends.
+/// thread that runs it. Closing the loop stops the workers and joins them. The workers
+/// hold no handle of the loop ([`EventLoop::downgrade`]): dropping the last handle
+/// closes the loop, so its workers stop and its unfinished tasks are dropped then too
+/// (joined on the thread that dropped it, unless that is one of the workers).
 ///
 /// The workers run tasks whether or not the loop itself is running, as soon as they
 /// are spawned. `!Send` tasks ([`EventLoop::spawn_local`]) stay on the loop's thread.
@@ -222,11 +228,13 @@ pub fn new_pool_loop(workers: usize) -> Result<EventLoop, Error> {
     let hook_pool = pool.clone();
     lp.on_close(move |_| hook_pool.shut_down());
     for i in 0..workers {
-        let (worker_lp, worker_pool) = (lp.clone(), pool.clone());
+        // A handle here would keep the loop open for as long as the worker runs, which
+        // is until the loop closes: the loop could never go.
+        let (worker_lp, worker_pool) = (lp.downgrade(), pool.clone());
         let spawned =
             thread::Builder::new().name(format!("threadpool-{}-{i}", lp.id())).spawn(move || {
-                // `Closed` means the loop was closed before this worker got going:
-                // nothing to do.
+                // `Closed` means the loop was closed (or let go) before this worker got
+                // going: nothing to do.
                 let _ = worker_lp.run_worker(worker_pool.wait_stopped());
             });
         match spawned {
@@ -269,7 +277,8 @@ impl Pool {
         }
     }
 
-    /// Tells every worker to stop, and joins them (run by the loop's `close()`).
+    /// Tells every worker to stop, and joins them (run when the loop closes: by
+    /// `close()`, or when its last handle is dropped).
     fn shut_down(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.stopped.notify(usize::MAX);
