@@ -21,6 +21,9 @@ use crate::{EventLoop, event_loop, fork, get_event_loop_policy, policy};
 /// running on another thread (a policy with one loop for the whole process), a
 /// private loop runs the future and is closed after.
 ///
+/// A loop that `block_on` creates is closed when the thread exits, under every policy:
+/// its unfinished tasks are dropped then, also those that hold the loop.
+///
 /// # Panics
 ///
 /// When called from inside a running loop (a task, a callback): blocking there would
@@ -114,7 +117,8 @@ fn run_private<F: Future>(future: F) -> F::Output {
 }
 
 /// The policy's loop for this thread; a new one (set as current) where there is none or
-/// it is closed.
+/// it is closed. A loop made here was made for this thread without being asked for: it
+/// is closed when the thread exits, whatever the policy.
 fn policy_loop() -> EventLoop {
     let policy = get_event_loop_policy();
     match policy.get_event_loop() {
@@ -123,6 +127,7 @@ fn policy_loop() -> EventLoop {
             let lp = policy.new_event_loop().unwrap_or_else(|e| panic!("polyloop::block_on: {e}"));
             // A policy that refuses to set it still lets us run it.
             let _ = policy.set_event_loop(Some(lp.clone()));
+            event_loop::close_at_thread_exit(&lp);
             lp
         }
     }

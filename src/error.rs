@@ -73,6 +73,26 @@ pub enum Error {
         /// What would be allowed, in words.
         expected: String,
     },
+    /// A pool was asked for more worker threads than
+    /// [`MAX_WORKERS`](crate::plugin::MAX_WORKERS) (in code: `with_workers`,
+    /// `new_pool_loop`, [`PolicyOptions`](crate::plugin::PolicyOptions)).
+    TooManyWorkers {
+        /// How many were asked for.
+        requested: usize,
+        /// The most a pool may have.
+        max: usize,
+    },
+    /// A thread that a loop needs could not be started (the system refused: a limit on
+    /// threads or processes, or memory). The threads already started for it were
+    /// stopped and joined.
+    ThreadStart {
+        /// Which thread, e.g. `"worker thread 2 of 8 for event loop #5"`.
+        what: String,
+        /// The kind of the system's error.
+        kind: std::io::ErrorKind,
+        /// The system's error, in words.
+        reason: String,
+    },
     /// A child watcher of this kind cannot be made here.
     ChildWatcherUnavailable {
         /// The kind, e.g. `"pidfd"`.
@@ -111,6 +131,11 @@ impl Error {
     /// Whether this is [`Error::NoRunningLoop`].
     pub fn is_no_running_loop(&self) -> bool {
         matches!(self, Error::NoRunningLoop)
+    }
+
+    /// Whether this is [`Error::ThreadStart`]: the system refused to start a thread.
+    pub fn is_thread_start(&self) -> bool {
+        matches!(self, Error::ThreadStart { .. })
     }
 
     /// Whether this is [`Error::UnknownPolicy`].
@@ -171,6 +196,17 @@ impl fmt::Display for Error {
             Error::InvalidEnv { var, value, expected } => {
                 write!(f, "{var}={value:?} is not valid; expected {expected}")
             }
+            Error::TooManyWorkers { requested, max } => write!(
+                f,
+                "a pool of {requested} worker threads was asked for; at most {max} are allowed \
+                 (polyloop::plugin::MAX_WORKERS)"
+            ),
+            Error::ThreadStart { what, reason, .. } => write!(
+                f,
+                "could not start {what}: {reason}; the threads already started for it were \
+                 stopped. Ask for fewer threads (POLYLOOP_WORKERS), or raise the limit on \
+                 threads (ulimit -u)"
+            ),
             Error::ChildWatcherUnavailable { kind, reason } => {
                 write!(f, "the {kind} child watcher cannot be created: {reason}")
             }

@@ -129,7 +129,7 @@ use std::time::{Duration, Instant};
 pub use block_on::block_on;
 pub use debug::{DebugEvent, DebugHook, stderr_hook};
 pub use error::Error;
-pub use event_loop::{EventLoop, LoopBuilder, get_running_loop};
+pub use event_loop::{EventLoop, LoopBuilder, WeakEventLoop, get_running_loop};
 pub use executor::{Executor, LocalExecutor, Task};
 pub use handle::{Handle, TimerHandle};
 pub use policy::{

@@ -19,7 +19,8 @@ use crate::policy::{EventLoopPolicy, set_event_loop_policy};
 // The settings live below the event loop (loops read them too); they are offered here,
 // where programs and plug-ins look for them.
 pub use crate::settings::{
-    PolicyOptions, options, policy_name_from_env, set_options, with_options, workers,
+    MAX_WORKERS, PolicyOptions, check_workers, options, policy_name_from_env, set_options,
+    with_options, workers,
 };
 
 /// A policy offered by name. Made by [`register_policy!`](crate::register_policy).

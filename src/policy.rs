@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use crate::error::Error;
 use crate::event_loop::{EventLoop, get_running_loop};
@@ -108,20 +108,54 @@ pub trait EventLoopPolicy: Send + Sync + fmt::Debug + 'static {
 /// ```
 pub struct DefaultEventLoopPolicy {
     id: u64,
+    /// Lives as long as the policy: threads let go of its loops once it is gone.
+    alive: Arc<()>,
 }
 
 thread_local! {
-    /// What `set_event_loop` was last given on this thread, per default-policy instance
-    /// (by id), with the fork generation it was set in. An entry with `None` is asyncio's
-    /// `_set_called` without a loop: no loop is made implicitly any more.
-    static CURRENT: RefCell<Vec<(u64, u64, Option<EventLoop>)>> = const { RefCell::new(Vec::new()) };
+    /// What `set_event_loop` was last given on this thread, per default-policy instance.
+    static CURRENT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What `set_event_loop` of one default policy was last given on one thread. An entry
+/// with no loop is asyncio's `_set_called` without a loop: no loop is made implicitly
+/// any more.
+struct Entry {
+    /// The policy's id.
+    id: u64,
+    /// The fork generation it was set in.
+    generation: u64,
+    /// The policy's [`DefaultEventLoopPolicy::alive`].
+    policy: Weak<()>,
+    lp: Option<EventLoop>,
+}
+
+impl Entry {
+    /// Loops set before a fork belong to the parent process (a forked child starts as
+    /// if `set_event_loop` had never been called, as asyncio's does); the entries of a
+    /// policy that was dropped can never be read again.
+    fn is_stale(&self, generation: u64) -> bool {
+        self.generation != generation || self.policy.strong_count() == 0
+    }
+}
+
+/// Takes the stale entries out of `entries`, to be dropped once the table is no longer
+/// borrowed: dropping a loop's last handle closes it, and the destructors of its tasks
+/// may look up this thread's loop.
+fn take_stale(entries: &mut Vec<Entry>, generation: u64) -> Vec<Entry> {
+    if !entries.iter().any(|e| e.is_stale(generation)) {
+        return Vec::new();
+    }
+    let (stale, live) = std::mem::take(entries).into_iter().partition(|e| e.is_stale(generation));
+    *entries = live;
+    stale
 }
 
 impl DefaultEventLoopPolicy {
     /// A new default policy, with no loop set on any thread.
     pub fn new() -> DefaultEventLoopPolicy {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        DefaultEventLoopPolicy { id: NEXT.fetch_add(1, Ordering::Relaxed) }
+        DefaultEventLoopPolicy { id: NEXT.fetch_add(1, Ordering::Relaxed), alive: Arc::new(()) }
     }
 
     fn current(&self) -> Option<EventLoop> {
@@ -132,13 +166,13 @@ impl DefaultEventLoopPolicy {
     /// called (in this process), `Some(None)` if it was last called with `None`.
     fn entry(&self) -> Option<Option<EventLoop>> {
         let generation = crate::fork::generation();
-        CURRENT.with(|c| {
+        let (found, stale) = CURRENT.with(|c| {
             let mut c = c.borrow_mut();
-            // Loops set before a fork belong to the parent process; a forked child
-            // starts as if `set_event_loop` had never been called, as asyncio's does.
-            c.retain(|(_, g, _)| *g == generation);
-            c.iter().find(|(id, _, _)| *id == self.id).map(|(_, _, lp)| lp.clone())
-        })
+            let stale = take_stale(&mut c, generation);
+            (c.iter().find(|e| e.id == self.id).map(|e| e.lp.clone()), stale)
+        });
+        drop(stale);
+        found
     }
 
     /// The loop set on this thread, if any. Unlike
@@ -167,7 +201,8 @@ impl DefaultEventLoopPolicy {
     /// loop from `make`, set as current; else [`Error::NoCurrentLoop`].
     ///
     /// A policy that keeps asyncio's per-thread context but makes another kind of loop
-    /// calls this from its `get_event_loop`.
+    /// calls this from its `get_event_loop`. A loop made here is closed when the thread
+    /// exits, so that an unused loop's threads and tasks do not linger.
     ///
     /// # Errors
     ///
@@ -203,6 +238,8 @@ impl DefaultEventLoopPolicy {
         }
         let lp = make()?;
         self.set_event_loop(Some(lp.clone()))?;
+        // Made without being asked for: closed with the thread.
+        crate::event_loop::close_at_thread_exit(&lp);
         Ok(lp)
     }
 }
@@ -224,12 +261,19 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
 
     fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {
         bump_generation();
-        CURRENT.with(|c| {
+        let generation = crate::fork::generation();
+        let (replaced, stale) = CURRENT.with(|c| {
             let mut c = c.borrow_mut();
-            c.retain(|(id, _, _)| *id != self.id);
+            let stale = take_stale(&mut c, generation);
+            let replaced = c.iter().position(|e| e.id == self.id).map(|i| c.remove(i));
             // Kept with `None` too: it records that `set_event_loop` was called.
-            c.push((self.id, crate::fork::generation(), lp));
+            let policy = Arc::downgrade(&self.alive);
+            c.push(Entry { id: self.id, generation, policy, lp });
+            (replaced, stale)
         });
+        // Dropped outside the borrow: dropping a loop's last handle closes it, and the
+        // destructors of its tasks may look up this thread's loop.
+        drop((replaced, stale));
         Ok(())
     }
 

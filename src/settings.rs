@@ -74,34 +74,65 @@ pub fn policy_name_from_env() -> String {
     }
 }
 
+/// The most worker threads one pool may have.
+///
+/// A count beyond it is refused with a clear error rather than tried: a thread costs
+/// its stack's address space and a kernel task, and thousands of them per loop only
+/// exhaust the system's limits (at `10^12` the list of handles alone cannot be
+/// allocated). No machine has this many cores for one loop's tasks to use.
+///
+/// # Examples
+///
+/// ```
+/// use polyloop::plugin::{MAX_WORKERS, PolicyOptions, with_options, workers};
+///
+/// let too_many = PolicyOptions { workers: Some(MAX_WORKERS + 1), debug: None };
+/// let err = with_options(too_many, workers).unwrap_err();
+/// assert!(err.to_string().contains("at most 1024"));
+/// ```
+pub const MAX_WORKERS: usize = 1024;
+
 /// The number of worker threads a pool should use: [`PolicyOptions::workers`], else
-/// `POLYLOOP_WORKERS`, else the number of available cores.
+/// `POLYLOOP_WORKERS`, else the number of available cores (at most [`MAX_WORKERS`]).
 ///
 /// # Errors
 ///
-/// [`Error::InvalidEnv`] if `POLYLOOP_WORKERS` is not a whole number of at least 1.
+/// [`Error::InvalidEnv`] if `POLYLOOP_WORKERS` is not a whole number from 1 to
+/// [`MAX_WORKERS`]; [`Error::TooManyWorkers`] if [`PolicyOptions::workers`] is above it.
 pub fn workers() -> Result<usize, Error> {
     if let Some(n) = options().workers {
-        return Ok(n.max(1));
+        return check_workers(n.max(1));
     }
+    let invalid = |value: String| Error::InvalidEnv {
+        var: "POLYLOOP_WORKERS",
+        value,
+        expected: format!(
+            "a whole number of worker threads from 1 to {MAX_WORKERS} \
+             (polyloop::plugin::MAX_WORKERS)"
+        ),
+    };
     match std::env::var("POLYLOOP_WORKERS") {
         Err(std::env::VarError::NotPresent) => {
-            Ok(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            Ok(std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS))
         }
         Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(Error::InvalidEnv {
-                var: "POLYLOOP_WORKERS",
-                value: v,
-                expected: "a whole number of worker threads, at least 1".into(),
-            }),
+            Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+            _ => Err(invalid(v)),
         },
-        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidEnv {
-            var: "POLYLOOP_WORKERS",
-            value: v.to_string_lossy().into_owned(),
-            expected: "a whole number of worker threads, at least 1".into(),
-        }),
+        Err(std::env::VarError::NotUnicode(v)) => Err(invalid(v.to_string_lossy().into_owned())),
     }
+}
+
+/// `requested` worker threads, if that is within [`MAX_WORKERS`].
+///
+/// # Errors
+///
+/// [`Error::TooManyWorkers`] above it.
+pub fn check_workers(requested: usize) -> Result<usize, Error> {
+    if requested > MAX_WORKERS {
+        return Err(Error::TooManyWorkers { requested, max: MAX_WORKERS });
+    }
+    Ok(requested)
 }
 
 /// Debug mode for a new loop that was not told: [`PolicyOptions::debug`], else

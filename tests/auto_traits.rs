@@ -12,6 +12,8 @@ fn is_unpin<T: Unpin>() {}
 fn loops_executors_and_tasks_are_send_and_sync() {
     is_send::<EventLoop>();
     is_sync::<EventLoop>();
+    is_send::<polyloop::WeakEventLoop>();
+    is_sync::<polyloop::WeakEventLoop>();
     is_send::<Executor<'static>>();
     is_sync::<Executor<'static>>();
     is_send::<Task<u32>>();

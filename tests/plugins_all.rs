@@ -181,8 +181,8 @@ fn child_bad_workers() {
     }
     let value = std::env::var("POLYLOOP_WORKERS").unwrap();
     let expected = format!(
-        "POLYLOOP_WORKERS={value:?} is not valid; expected a whole number of worker threads, at \
-         least 1"
+        "POLYLOOP_WORKERS={value:?} is not valid; expected a whole number of worker threads from \
+         1 to 1024 (polyloop::plugin::MAX_WORKERS)"
     );
     assert_eq!(polyloop::plugin::workers().unwrap_err().to_string(), expected);
     polyloop::plugin::install_from_env().unwrap();

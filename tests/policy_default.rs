@@ -133,3 +133,29 @@ fn free_functions_go_through_the_installed_policy() {
     polyloop::set_event_loop(None).unwrap();
     assert!(polyloop::get_event_loop().unwrap_err().is_no_current_loop());
 }
+
+/// The loop that `set_event_loop` replaces may be let go right there (its last handle),
+/// which closes it and drops its tasks; a task whose destructor looks up this thread's
+/// loop must find the policy usable, not in the middle of an update.
+#[test]
+fn a_replaced_loop_s_tasks_may_look_up_the_loop_when_they_are_dropped() {
+    struct LooksUp(Arc<DefaultEventLoopPolicy>, Arc<Mutex<Option<bool>>>);
+    impl Drop for LooksUp {
+        fn drop(&mut self) {
+            *self.1.lock().unwrap() = Some(self.0.current_loop().is_none());
+        }
+    }
+    let policy = Arc::new(DefaultEventLoopPolicy::new());
+    let seen = Arc::new(Mutex::new(None));
+    let lp = policy.new_event_loop().unwrap();
+    let guard = LooksUp(policy.clone(), seen.clone());
+    lp.spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await
+    })
+    .detach();
+    policy.set_event_loop(Some(lp)).unwrap();
+    // The policy held the last handle: replacing the loop lets it go.
+    policy.set_event_loop(None).unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some(true), "the task was dropped and saw no loop");
+}

@@ -1,7 +1,7 @@
 //! `LoopBuilder`: the settings of a new loop.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -164,6 +164,8 @@ impl LoopBuilder {
         let lp = EventLoop {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                handles: AtomicUsize::new(1),
+                fork_generation: crate::fork::generation(),
                 executor: Executor::new(),
                 phase: AtomicU8::new(IDLE),
                 stopping: AtomicBool::new(false),

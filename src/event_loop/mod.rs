@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,12 @@ use crate::executor::{Executor, Task};
 use crate::handle::{Callbacks, Handle, TimerHandle};
 
 mod builder;
+mod lifetime;
 mod running;
 
 pub use builder::LoopBuilder;
+pub use lifetime::WeakEventLoop;
+pub(crate) use lifetime::close_at_thread_exit;
 use running::CurrentGuard;
 pub use running::get_running_loop;
 pub(crate) use running::{RunGuard, running_loop_id, with_running_loop};
@@ -34,6 +37,9 @@ const CLOSED: u8 = 2;
 ///
 /// `EventLoop` is a cheap handle: clones are the same loop and compare equal. It is
 /// `Send + Sync`, so other threads may spawn onto it, schedule callbacks and stop it.
+/// Dropping the last handle closes the loop (see [`close`](EventLoop::close)); a loop
+/// made for a thread without being asked for (by [`block_on`](crate::block_on), or a
+/// policy's `get_event_loop` on the main thread) is closed when that thread exits.
 ///
 /// I/O and timers from `async-io` (and so [`sleep`](crate::sleep) and
 /// [`timeout`](crate::timeout)) work inside it.
@@ -54,13 +60,16 @@ const CLOSED: u8 = 2;
 /// lp.close()?;
 /// # Ok::<(), polyloop::Error>(())
 /// ```
-#[derive(Clone)]
 pub struct EventLoop {
     inner: Arc<Inner>,
 }
 
 struct Inner {
     id: u64,
+    /// How many `EventLoop` handles exist; the last one to go closes the loop.
+    handles: AtomicUsize,
+    /// The fork generation the loop was made in: a forked child never closes it.
+    fork_generation: u64,
     executor: Executor<'static>,
     phase: AtomicU8,
     /// `stop()` was called and the current (or next) run has not ended yet.
@@ -183,7 +192,8 @@ impl EventLoop {
     /// drops every unfinished task and every scheduled callback (inside the
     /// [runner context](LoopBuilder::runner_context), if the loop has one), then runs
     /// the [after-close hooks](LoopBuilder::after_close). Closing a closed loop does
-    /// nothing. Any thread may close a loop.
+    /// nothing. Any thread may close a loop. Dropping the last handle closes the loop
+    /// too.
     ///
     /// `!Send` tasks ([`spawn_local`](EventLoop::spawn_local)) are only ever dropped
     /// on their home thread: closed from another thread, the loop leaves them to it.
@@ -535,7 +545,9 @@ impl EventLoop {
     /// Runs this loop's `Send` tasks on the calling thread until `until` completes.
     ///
     /// This is how a thread pool lends threads to a loop: each worker calls
-    /// `run_worker` with a shutdown signal. Inside, [`get_running_loop`] returns this
+    /// `run_worker` with a shutdown signal. The handle it is called on keeps the loop
+    /// open while the worker runs; a pool whose workers should not keep it open calls
+    /// [`WeakEventLoop::run_worker`] instead. Inside, [`get_running_loop`] returns this
     /// loop, so `spawn` works from tasks on the workers. Workers help whether or not
     /// the loop itself is running. The worker runs inside the loop's
     /// [runner context](LoopBuilder::runner_context), as the loop's own thread does.

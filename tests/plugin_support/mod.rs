@@ -76,7 +76,18 @@ pub fn is_child() -> bool {
 /// Runs the ignored test `test` of this test binary in a child process with `envs`
 /// set (and the polyloop variables not in `envs` unset), under the watchdog.
 pub fn run_child(test: &str, envs: &[(&str, &str)]) -> Output {
+    run_child_with(test, envs, |_| {})
+}
+
+/// [`run_child`], with `configure` applied to the command first (to run the child as
+/// another user, for instance).
+pub fn run_child_with(
+    test: &str,
+    envs: &[(&str, &str)],
+    configure: impl FnOnce(&mut Command),
+) -> Output {
     let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+    configure(&mut cmd);
     cmd.args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"]);
     for var in ["POLYLOOP_POLICY", "POLYLOOP_WORKERS", "POLYLOOP_DEBUG", "POLYLOOP_SLOW_MS"] {
         cmd.env_remove(var);

@@ -2,11 +2,14 @@
 //! registered as `"threadpool"`.
 //!
 //! Each loop made by [`ThreadPoolPolicy`] starts `N` worker threads that lend
-//! themselves to it with [`EventLoop::run_worker`]; together with the thread that runs
+//! themselves to it with [`WeakEventLoop::run_worker`]; together with the thread that runs
 //! the loop they share its tasks, and an idle thread steals from a busy one. `N` is
 //! [`PolicyOptions::workers`](polyloop::plugin::PolicyOptions::workers), else
-//! `POLYLOOP_WORKERS`, else the number of available cores. Closing the loop stops its
-//! workers and joins them.
+//! `POLYLOOP_WORKERS`, else the number of available cores, and at most
+//! [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS). Closing the loop stops its workers
+//! and joins them; so does dropping its last handle, since the workers do not hold one.
+//! A loop made for a thread without being asked for (by `polyloop::block_on`) is
+//! closed when that thread exits.
 //!
 //! The context is the thread, as with the default policy: each thread has its own
 //! current loop, and only the main thread gets one made for it on demand.
@@ -60,6 +63,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use event_listener::Event;
+#[cfg(doc)]
+use polyloop::WeakEventLoop;
 use polyloop::{DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy};
 
 polyloop::register_policy! {
@@ -102,7 +107,8 @@ impl ThreadPoolPolicy {
     }
 
     /// A policy whose loops get exactly `workers` worker threads each (besides the
-    /// thread that runs the loop).
+    /// thread that runs the loop). Above [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS),
+    /// its `new_event_loop` is [`Error::TooManyWorkers`].
     ///
     /// # Panics
     ///
@@ -122,10 +128,11 @@ impl ThreadPoolPolicy {
     /// # Errors
     ///
     /// [`Error::InvalidEnv`] if the count comes from `POLYLOOP_WORKERS` and that is not
-    /// a whole number of at least 1.
+    /// a whole number from 1 to [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS);
+    /// [`Error::TooManyWorkers`] for a count above it given in code.
     pub fn workers(&self) -> Result<usize, Error> {
         match self.workers {
-            Some(n) => Ok(n),
+            Some(n) => polyloop::plugin::check_workers(n),
             None => polyloop::plugin::workers(),
         }
     }
@@ -168,15 +175,18 @@ impl EventLoopPolicy for ThreadPoolPolicy {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`.
+    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`;
+    /// [`Error::TooManyWorkers`] and [`Error::ThreadStart`] as [`new_pool_loop`].
     fn new_event_loop(&self) -> Result<EventLoop, Error> {
         new_pool_loop(self.workers()?)
     }
 }
 
 /// Makes a loop whose `Send` tasks run on `workers` new threads as well as on the
-/// thread that runs it. Closing the loop stops the workers and joins them; a loop
-/// that is never closed keeps its workers until the process ends.
+/// thread that runs it. Closing the loop stops the workers and joins them. The workers
+/// hold no handle of the loop ([`EventLoop::downgrade`]): dropping the last handle
+/// closes the loop, so its workers stop and its unfinished tasks are dropped then too
+/// (joined on the thread that dropped it, unless that is one of the workers).
 ///
 /// The workers run tasks whether or not the loop itself is running, as soon as they
 /// are spawned. `!Send` tasks ([`EventLoop::spawn_local`]) stay on the loop's thread.
@@ -185,11 +195,15 @@ impl EventLoopPolicy for ThreadPoolPolicy {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidEnv`] for a bad `POLYLOOP_DEBUG`.
+/// - [`Error::TooManyWorkers`] above [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS);
+/// - [`Error::ThreadStart`] if the system refuses to start a worker (a limit on
+///   threads, such as `ulimit -u`): the workers already started are stopped and
+///   joined first;
+/// - [`Error::InvalidEnv`] for a bad `POLYLOOP_DEBUG`.
 ///
 /// # Panics
 ///
-/// If `workers` is 0, or the system refuses to start a thread.
+/// If `workers` is 0.
 ///
 /// # Examples
 ///
@@ -202,6 +216,7 @@ impl EventLoopPolicy for ThreadPoolPolicy {
 /// ```
 pub fn new_pool_loop(workers: usize) -> Result<EventLoop, Error> {
     assert!(workers >= 1, "new_pool_loop(0): a pool needs at least 1 worker thread");
+    polyloop::plugin::check_workers(workers)?;
     let lp = EventLoop::builder().build()?;
     let pool = Arc::new(Pool {
         stop: AtomicBool::new(false),
@@ -213,20 +228,25 @@ pub fn new_pool_loop(workers: usize) -> Result<EventLoop, Error> {
     let hook_pool = pool.clone();
     lp.on_close(move |_| hook_pool.shut_down());
     for i in 0..workers {
-        let (worker_lp, worker_pool) = (lp.clone(), pool.clone());
+        // A handle here would keep the loop open for as long as the worker runs, which
+        // is until the loop closes: the loop could never go.
+        let (worker_lp, worker_pool) = (lp.downgrade(), pool.clone());
         let spawned =
             thread::Builder::new().name(format!("threadpool-{}-{i}", lp.id())).spawn(move || {
-                // `Closed` means the loop was closed before this worker got going:
-                // nothing to do.
+                // `Closed` means the loop was closed (or let go) before this worker got
+                // going: nothing to do.
                 let _ = worker_lp.run_worker(worker_pool.wait_stopped());
             });
         match spawned {
             Ok(handle) => pool.threads.lock().unwrap_or_else(PoisonError::into_inner).push(handle),
             Err(err) => {
+                // Stops and joins the workers started so far (the close hook).
                 let _ = lp.close();
-                panic!(
-                    "polyloop-threadpool: could not start worker thread {i} of {workers}: {err}"
-                );
+                return Err(Error::ThreadStart {
+                    what: format!("worker thread {i} of {workers} for event loop #{}", lp.id()),
+                    kind: err.kind(),
+                    reason: err.to_string(),
+                });
             }
         }
     }
@@ -257,7 +277,8 @@ impl Pool {
         }
     }
 
-    /// Tells every worker to stop, and joins them (run by the loop's `close()`).
+    /// Tells every worker to stop, and joins them (run when the loop closes: by
+    /// `close()`, or when its last handle is dropped).
     fn shut_down(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.stopped.notify(usize::MAX);

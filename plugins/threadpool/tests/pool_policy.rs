@@ -1,5 +1,5 @@
 //! The threadpool policy: registration, the per-thread context, work spread over the
-//! workers, the worker count and its bad values.
+//! workers, the worker count, its bad values and its bound, and a worker that cannot start.
 
 // The helpers are shared with the other plug-in crates and the root tests.
 #[path = "../../../tests/plugin_support/mod.rs"]
@@ -11,7 +11,7 @@ use std::thread::{self, ThreadId};
 
 use polyloop::EventLoopPolicy;
 use polyloop_threadpool::{ThreadPoolPolicy, new_pool_loop};
-use support::{is_child, run_child, start_process_threads, thread_count, watchdog};
+use support::{is_child, run_child, run_child_with, start_process_threads, thread_count, watchdog};
 
 #[test]
 fn registered_by_name() {
@@ -186,8 +186,159 @@ fn child_bad_workers_env() {
         err.to_string(),
         format!(
             "POLYLOOP_WORKERS={value:?} is not valid; expected a whole number of worker \
-             threads, at least 1"
+             threads from 1 to 1024 (polyloop::plugin::MAX_WORKERS)"
         )
     );
     assert_eq!(thread_count(), before, "no thread is started for a refused loop");
+}
+
+// Issue 11, item 8: huge worker counts aborted the process (an allocation of 24 TB for
+// 10^12 workers, "capacity overflow" for usize::MAX, thread exhaustion for 20,000); a
+// thread that could not start was a panic. Each case runs in a child process, so that
+// the old abort could not take the test binary down with it.
+
+/// The error for a worker count above the bound, given in code.
+fn too_many(n: usize) -> String {
+    format!(
+        "a pool of {n} worker threads was asked for; at most 1024 are allowed \
+         (polyloop::plugin::MAX_WORKERS)"
+    )
+}
+
+#[test]
+fn huge_worker_counts_from_env_are_a_clear_error() {
+    for value in ["1025", "20000", "1000000000000", "18446744073709551615", "1".repeat(30).as_str()]
+    {
+        run_child("child_huge_workers_env", &[("POLYLOOP_WORKERS", value)]);
+    }
+}
+
+#[test]
+#[ignore = "run by huge_worker_counts_from_env_are_a_clear_error in a child process"]
+fn child_huge_workers_env() {
+    if !is_child() {
+        return;
+    }
+    let value = std::env::var("POLYLOOP_WORKERS").unwrap();
+    start_process_threads();
+    let before = thread_count();
+    let err = ThreadPoolPolicy::new().new_event_loop().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "POLYLOOP_WORKERS={value:?} is not valid; expected a whole number of worker \
+             threads from 1 to 1024 (polyloop::plugin::MAX_WORKERS)"
+        )
+    );
+    assert_eq!(thread_count(), before, "no thread is started for a refused loop");
+}
+
+#[test]
+fn huge_worker_counts_in_code_are_a_clear_error() {
+    run_child("child_huge_workers_in_code", &[]);
+}
+
+#[test]
+#[ignore = "run by huge_worker_counts_in_code_are_a_clear_error in a child process"]
+fn child_huge_workers_in_code() {
+    if !is_child() {
+        return;
+    }
+    start_process_threads();
+    let before = thread_count();
+    for n in [1025, 20_000, 1 << 40, usize::MAX] {
+        let err = ThreadPoolPolicy::with_workers(n).new_event_loop().unwrap_err();
+        assert_eq!(err.to_string(), too_many(n), "with_workers({n})");
+        let err = new_pool_loop(n).unwrap_err();
+        assert_eq!(err.to_string(), too_many(n), "new_pool_loop({n})");
+        let options = polyloop::plugin::PolicyOptions { workers: Some(n), debug: None };
+        let err = polyloop::plugin::with_options(options, || {
+            ThreadPoolPolicy::new().new_event_loop().unwrap_err()
+        });
+        assert_eq!(err.to_string(), too_many(n), "PolicyOptions {{ workers: Some({n}) }}");
+    }
+    assert_eq!(thread_count(), before, "no thread is started for a refused loop");
+}
+
+/// A user id that no process uses, for a child that must feel `RLIMIT_NPROC`.
+fn unused_uid() -> u32 {
+    (47_101..47_200).find(|uid| tasks_of_uid(*uid) == 0).expect("a free user id")
+}
+
+/// How many threads, of every process, run as real user `uid`.
+fn tasks_of_uid(uid: u32) -> usize {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        // Processes only: not the `self` and `thread-self` links to this one.
+        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let field = |name: &str| {
+            status.lines().find_map(|l| l.strip_prefix(name)).and_then(|rest| {
+                rest.split_whitespace().next().and_then(|v| v.parse::<usize>().ok())
+            })
+        };
+        if field("Uid:") == Some(uid as usize) {
+            total += field("Threads:").unwrap_or(1);
+        }
+    }
+    total
+}
+
+/// Runs `f` while this user may start only `more` threads beyond those it runs now
+/// (the soft `RLIMIT_NPROC`, which counts threads too), then lifts the limit again.
+fn with_thread_limit<R>(more: usize, f: impl FnOnce() -> R) -> R {
+    use rustix::process::{Resource, getrlimit, getuid, setrlimit};
+    let old = getrlimit(Resource::Nproc);
+    let now = tasks_of_uid(getuid().as_raw());
+    let limited = rustix::process::Rlimit { current: Some((now + more) as u64), ..old };
+    setrlimit(Resource::Nproc, limited).expect("lower RLIMIT_NPROC");
+    let out = f();
+    setrlimit(Resource::Nproc, old).expect("restore RLIMIT_NPROC");
+    out
+}
+
+/// Root ignores `RLIMIT_NPROC`, and tests often run as root: then the child runs as a
+/// user id that no process uses, so that its own threads are all the limit counts.
+#[test]
+fn a_worker_that_cannot_start_is_an_error_and_the_started_ones_are_joined() {
+    use std::os::unix::process::CommandExt;
+    let as_root = rustix::process::geteuid().is_root();
+    let uid = unused_uid();
+    run_child_with("child_worker_cannot_start", &[], |cmd| {
+        if as_root {
+            cmd.uid(uid).gid(uid);
+        }
+    });
+}
+
+#[test]
+#[ignore = "run by a_worker_that_cannot_start_is_an_error_and_the_started_ones_are_joined"]
+fn child_worker_cannot_start() {
+    if !is_child() {
+        return;
+    }
+    assert!(!rustix::process::geteuid().is_root(), "root is not held to RLIMIT_NPROC");
+    start_process_threads();
+    let before = thread_count();
+    let policy = ThreadPoolPolicy::with_workers(8);
+    for (what, make) in [
+        ("ThreadPoolPolicy::new_event_loop", &(|| policy.new_event_loop()) as &dyn Fn() -> _),
+        ("new_pool_loop", &|| new_pool_loop(8)),
+    ] {
+        let err = with_thread_limit(2, make).expect_err(what);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("could not start worker thread 2 of 8 for event loop #"),
+            "{text}"
+        );
+        assert!(text.contains("ulimit -u"), "the message says what to change: {text}");
+        support::eventually("the 2 workers that started are joined", || thread_count() == before);
+    }
+    // With the limit lifted, the same policy makes loops again.
+    let lp = policy.new_event_loop().unwrap();
+    assert_eq!(thread_count(), before + 8);
+    lp.close().unwrap();
+    support::eventually("close() joins the 8 workers", || thread_count() == before);
 }
