@@ -53,6 +53,12 @@ impl Home {
         let _ = self.queue.push(runnable);
     }
 
+    /// Whether no `!Send` task is queued.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// Takes a runnable to run, if the calling thread (`me`) is the home thread.
     #[inline]
     pub(crate) fn pop_for(&self, me: u64) -> Option<Runnable> {

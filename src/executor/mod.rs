@@ -18,12 +18,12 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use async_task::{Builder, Runnable};
 
 use report::Reporter;
-use state::{Runner, Sleeper, State};
+use state::{Runner, Sleeper, State, Watched};
 use sync::Arc;
 pub use task::Task;
 
@@ -31,6 +31,11 @@ pub use task::Task;
 const BATCH: u32 = 64;
 /// How many batches in a row a runner runs before it lets the reactor look for I/O.
 const BATCHES_PER_REACTOR_TICK: u32 = 16;
+/// How often an idle runner that watches the LIFO slots of busy runners looks at them.
+/// A task that was in the same slot at two looks in a row, while its runner started
+/// nothing, is taken: a task waits at most about two periods behind a busy task.
+#[cfg(not(loom))]
+const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// An executor of `Send` futures; any number of threads may run it at once.
 ///
@@ -298,6 +303,7 @@ async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
     let mut listener: Option<Sleeper<'_>> = None;
     let mut woken = false;
     let mut streak = 0u32;
+    let mut watch = Watch::default();
     std::future::poll_fn(move |cx| {
         loop {
             if let Poll::Ready(out) = future.as_mut().poll(cx) {
@@ -316,6 +322,7 @@ async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
                     state.notify_one();
                 }
                 listener = None;
+                watch.stop(runner);
                 run_one(runnable);
                 ran += 1;
             }
@@ -337,12 +344,83 @@ async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
                         listener = None;
                         woken = true;
                     }
-                    Poll::Pending => return Poll::Pending,
+                    // Nothing to run: keep an eye on the busy runners' LIFO slots,
+                    // if it is this runner's turn to.
+                    Poll::Pending => match watch.poll(runner, cx) {
+                        Poll::Ready(()) => listener = None,
+                        Poll::Pending => return Poll::Pending,
+                    },
                 },
             }
         }
     })
     .await
+}
+
+/// An idle runner's watch over the other runners' LIFO slots (see
+/// [`Runner::claim_watch`] and [`Runner::watch`]): a task that went into a runner's
+/// slot is stuck there while that runner's current task keeps it busy.
+#[derive(Default)]
+struct Watch {
+    /// Set while this runner watches: the next look.
+    #[cfg(not(loom))]
+    timer: Option<async_io::Timer>,
+    /// What the last look saw.
+    seen: Vec<(usize, usize, u64)>,
+}
+
+impl Watch {
+    /// Watches while it is this runner's turn; ready when it took a task into the
+    /// runner's queue.
+    #[cfg(not(loom))]
+    fn poll(&mut self, runner: &Runner, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let Some(timer) = self.timer.as_mut() else {
+                if !runner.claim_watch() {
+                    return Poll::Pending;
+                }
+                self.seen.clear();
+                // The first look only notes what is there.
+                let _ = runner.watch(&mut self.seen);
+                self.timer = Some(async_io::Timer::after(WATCH_PERIOD));
+                continue;
+            };
+            if std::pin::Pin::new(&mut *timer).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            match runner.watch(&mut self.seen) {
+                Watched::Took => {
+                    self.stop(runner);
+                    return Poll::Ready(());
+                }
+                Watched::Occupied => timer.set_after(WATCH_PERIOD),
+                Watched::Empty => {
+                    // Given up; `claim_watch` looks at the slots once more, after.
+                    runner.release_watch();
+                    self.timer = None;
+                }
+            }
+        }
+    }
+
+    /// Under loom there are no timers: nobody watches.
+    #[cfg(loom)]
+    fn poll(&mut self, _runner: &Runner, _cx: &mut Context<'_>) -> Poll<()> {
+        let _ = (&self.seen, Watched::Took);
+        Poll::Pending
+    }
+
+    /// Stops watching (the runner found work).
+    #[inline]
+    fn stop(&mut self, runner: &Runner) {
+        #[cfg(not(loom))]
+        if self.timer.is_some() {
+            self.timer = None;
+            runner.release_watch();
+        }
+        #[cfg(loom)]
+        let _ = runner;
+    }
 }
 
 fn run_one(runnable: Runnable) {

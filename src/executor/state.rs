@@ -7,6 +7,10 @@
 //! - the unbounded *global* injector, filled by wake-ups from other threads;
 //! - the local queues of the other runners, which it steals from when idle.
 //!
+//! A runner also has a LIFO slot for the task it woke last, which it runs next. The
+//! slot is shared: when a task has sat in a busy runner's slot for a while, an idle
+//! runner that watches the slots (see [`Runner::claim_watch`]) takes it.
+//!
 //! Sleep/wake: an idle runner registers an `event_listener` listener and counts itself
 //! in `sleeping`, then looks at the queues once more, and only then waits. Every push
 //! then looks at `sleeping` and notifies one listener if it is not zero; a fence on
@@ -17,7 +21,7 @@
 use std::cell::Cell;
 use std::panic::Location;
 use std::pin::Pin;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::PoisonError;
 use std::task::{Context, Poll};
 
@@ -29,7 +33,8 @@ use super::active::Slab;
 use super::home::{self, Home};
 use super::report::{self, Incident, Reporter};
 use super::sync::{
-    Arc, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock, executor_thread_local, fence,
+    Arc, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock,
+    executor_thread_local, fence,
 };
 
 /// How many runnables a runner's local queue holds before it spills into the global one.
@@ -45,8 +50,8 @@ pub(crate) struct State {
     global: ConcurrentQueue<Runnable>,
     /// `!Send` tasks, bound to their home thread.
     pub(crate) home: Home,
-    /// The local queue of every runner, for stealing.
-    locals: RwLock<Vec<Arc<ConcurrentQueue<Runnable>>>>,
+    /// The local queue and LIFO slot of every runner, for stealing.
+    locals: RwLock<Vec<Arc<Local>>>,
     /// How many runners there are (`locals.len()`, without the lock).
     runners: AtomicUsize,
     /// Idle runners wait here.
@@ -57,6 +62,39 @@ pub(crate) struct State {
     active: Mutex<Slab>,
     /// Where incidents go (stderr until the owner sets one).
     reporter: std::sync::OnceLock<Reporter>,
+    /// Which runner watches the others' LIFO slots: the address of its [`Local`],
+    /// [`NO_WATCHER`], or [`WATCHER_WANTED`].
+    watcher: AtomicUsize,
+}
+
+/// No runner watches the LIFO slots.
+const NO_WATCHER: usize = 0;
+/// A task went into a LIFO slot and an idle runner was woken to watch it.
+const WATCHER_WANTED: usize = usize::MAX;
+
+/// What the other runners see of a runner: its local queue, its LIFO slot, and how many
+/// tasks it has started.
+pub(crate) struct Local {
+    queue: ConcurrentQueue<Runnable>,
+    /// The task the runner woke last, which it runs next (a `Runnable::into_raw`
+    /// pointer, or null). The runner puts and takes with swaps; a watcher takes a task
+    /// that sat here for a whole watch period with a compare-and-swap.
+    slot: AtomicPtr<()>,
+    /// Tasks the runner started; only the runner writes it.
+    started: AtomicU64,
+}
+
+impl Local {
+    /// Takes the task in the slot, if any.
+    fn take_slot(&self) -> Option<Runnable> {
+        if self.slot.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        let raw = NonNull::new(self.slot.swap(ptr::null_mut(), Ordering::AcqRel))?;
+        // SAFETY: a non-null slot holds a pointer from `Runnable::into_raw`, and the
+        // swap made this thread its only owner.
+        Some(unsafe { Runnable::from_raw(raw) })
+    }
 }
 
 executor_thread_local! {
@@ -94,6 +132,7 @@ impl State {
             sleeping: AtomicUsize::new(0),
             active: Mutex::new(Slab::default()),
             reporter: std::sync::OnceLock::new(),
+            watcher: AtomicUsize::new(NO_WATCHER),
         }
     }
 
@@ -121,21 +160,31 @@ impl State {
 
     /// Queues a runnable that was woken.
     pub(crate) fn schedule(&self, runnable: Runnable) {
-        // A runner that wakes one of its own tasks runs it next, from a slot that only
-        // it touches (no atomics, nobody to wake); the task it displaces goes to the
-        // runner's local queue, where others may steal it.
+        // A runner that wakes one of its own tasks runs it next, from its LIFO slot
+        // (nobody to wake); the task it displaces goes to the runner's local queue,
+        // where others may steal it.
         let spill = match RUNNER.try_with(Cell::get) {
             Ok((state, runner)) if ptr::eq(state, self) => {
                 // SAFETY: `RUNNER` points at the runner that is running tasks on this
                 // thread; `RunnerGuard` resets it before that runner can move or drop,
                 // and the runner is only used through shared references meanwhile.
                 let runner = unsafe { &*runner };
-                match runner.next.replace(Some(runnable)) {
-                    None => return,
-                    Some(displaced) => match runner.local.push(displaced) {
-                        Ok(()) => None,
-                        Err(PushError::Full(r) | PushError::Closed(r)) => Some(r),
-                    },
+                let raw = runnable.into_raw().as_ptr();
+                // SeqCst: ordered before the loads in `watch_slot` (see there).
+                match NonNull::new(runner.local.slot.swap(raw, Ordering::SeqCst)) {
+                    None => {
+                        self.watch_slot();
+                        return;
+                    }
+                    Some(displaced) => {
+                        // SAFETY: a non-null slot holds a pointer from `into_raw`,
+                        // and the swap took it out: this thread owns it.
+                        let displaced = unsafe { Runnable::from_raw(displaced) };
+                        match runner.local.queue.push(displaced) {
+                            Ok(()) => None,
+                            Err(PushError::Full(r) | PushError::Closed(r)) => Some(r),
+                        }
+                    }
                 }
             }
             _ => Some(runnable),
@@ -145,6 +194,32 @@ impl State {
             let _ = self.global.push(runnable);
         }
         self.notify_one();
+    }
+
+    /// After a task went into an empty LIFO slot: if runners are idle and none watches
+    /// the slots, wakes one to watch (once, until a runner takes up the watch).
+    ///
+    /// A runner that goes idle later looks at the slots itself: the swap into the slot
+    /// and the loads here are SeqCst, as are the loads of [`Runner::claim_watch`], after
+    /// the sleeper count went up (and its fence) or the watch was given up.
+    #[inline]
+    fn watch_slot(&self) {
+        if self.sleeping.load(Ordering::SeqCst) > 0
+            && self.watcher.load(Ordering::SeqCst) == NO_WATCHER
+        {
+            self.want_watcher();
+        }
+    }
+
+    #[cold]
+    fn want_watcher(&self) {
+        if self
+            .watcher
+            .compare_exchange(NO_WATCHER, WATCHER_WANTED, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.sleepers.notify(1);
+        }
     }
 
     /// Wakes one idle runner, if one is registered.
@@ -218,7 +293,8 @@ impl State {
         self.home.drain(self);
         let locals = self.locals.read().unwrap_or_else(PoisonError::into_inner).clone();
         for local in locals {
-            while local.pop().is_ok() {}
+            while local.queue.pop().is_ok() {}
+            drop(local.take_slot());
         }
     }
 }
@@ -234,30 +310,43 @@ impl Drop for State {
 /// Only used through shared references (`RUNNER` points at it while it runs tasks).
 pub(crate) struct Runner {
     state: Arc<State>,
-    local: Arc<ConcurrentQueue<Runnable>>,
-    /// The task woken last by a task of this runner: it runs next (LIFO), which keeps
-    /// a message and its answer hot in cache.
-    next: Cell<Option<Runnable>>,
-    /// How many tasks in a row came from `next`.
+    /// Its queue and LIFO slot: the slot holds the task woken last by a task of this
+    /// runner, which runs next (LIFO) and so keeps a message and its answer hot in
+    /// cache.
+    local: Arc<Local>,
+    /// How many tasks in a row came from the slot.
     lifo_streak: Cell<u32>,
     thread: u64,
     ticks: Cell<u32>,
 }
 
-/// How many tasks in a row may come from a runner's `next` slot before the others get
+/// How many tasks in a row may come from a runner's LIFO slot before the others get
 /// a turn (two tasks waking each other would otherwise keep the slot forever).
 const MAX_LIFO_STREAK: u32 = 3;
+
+/// What a watcher found in the others' LIFO slots (see [`Runner::watch`]).
+pub(crate) enum Watched {
+    /// It took a task that had waited a whole period; it is in this runner's queue.
+    Took,
+    /// Some slot holds a task: look again after another period.
+    Occupied,
+    /// Every slot is empty.
+    Empty,
+}
 
 impl Runner {
     pub(crate) fn new(state: &Arc<State>) -> Runner {
         home::drop_left_behind();
-        let local = Arc::new(ConcurrentQueue::bounded(LOCAL_CAPACITY));
+        let local = Arc::new(Local {
+            queue: ConcurrentQueue::bounded(LOCAL_CAPACITY),
+            slot: AtomicPtr::new(ptr::null_mut()),
+            started: AtomicU64::new(0),
+        });
         state.locals.write().unwrap_or_else(PoisonError::into_inner).push(local.clone());
         state.runners.fetch_add(1, Ordering::Relaxed);
         Runner {
             state: state.clone(),
             local,
-            next: Cell::new(None),
             lifo_streak: Cell::new(0),
             thread: thread_id(),
             ticks: Cell::new(0),
@@ -270,15 +359,32 @@ impl Runner {
         RunnerGuard { prev }
     }
 
-    /// Finds the next runnable: local, home, global, then stolen from another runner.
+    /// Finds the next runnable: LIFO slot, local, home, global, then stolen from
+    /// another runner.
     pub(crate) fn find(&self) -> Option<Runnable> {
-        if let Some(r) = self.next.take() {
+        let found = self.find_inner();
+        if found.is_some() {
+            // Only this runner writes it: no read-modify-write needed.
+            let started = &self.local.started;
+            started.store(started.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
+        found
+    }
+
+    #[inline]
+    fn find_inner(&self) -> Option<Runnable> {
+        if let Some(r) = self.local.take_slot() {
             if self.lifo_streak.get() < MAX_LIFO_STREAK {
                 self.lifo_streak.set(self.lifo_streak.get() + 1);
                 return Some(r);
             }
+            // Its turn is over, but with nobody in line behind it, going to the back
+            // of the line would only cost a push and a pop.
+            if self.nothing_queued() {
+                return Some(r);
+            }
             // Its turn is over: to the back of the line.
-            if let Err(PushError::Full(r) | PushError::Closed(r)) = self.local.push(r) {
+            if let Err(PushError::Full(r) | PushError::Closed(r)) = self.local.queue.push(r) {
                 let _ = self.state.global.push(r);
             }
         }
@@ -293,8 +399,8 @@ impl Runner {
             }
         }
         // Two loads to see it empty cost less than a failed pop.
-        if !self.local.is_empty() {
-            if let Ok(r) = self.local.pop() {
+        if !self.local.queue.is_empty() {
+            if let Ok(r) = self.local.queue.pop() {
                 return Some(r);
             }
         }
@@ -305,6 +411,12 @@ impl Runner {
             return Some(r);
         }
         self.steal()
+    }
+
+    /// Whether no task waits in this runner's queue or the shared ones.
+    #[inline]
+    fn nothing_queued(&self) -> bool {
+        self.local.queue.is_empty() && self.state.global.is_empty() && self.state.home.is_empty()
     }
 
     fn pop_home(&self) -> Option<Runnable> {
@@ -323,7 +435,8 @@ impl Runner {
         for _ in 0..share {
             match self.state.global.pop() {
                 Ok(r) => {
-                    if let Err(PushError::Full(r) | PushError::Closed(r)) = self.local.push(r) {
+                    if let Err(PushError::Full(r) | PushError::Closed(r)) = self.local.queue.push(r)
+                    {
                         let _ = self.state.global.push(r);
                         break;
                     }
@@ -343,8 +456,8 @@ impl Runner {
         }
         let start = self.ticks.get() as usize % n;
         for i in 0..n {
-            let victim = &locals[(start + i) % n];
-            if Arc::ptr_eq(victim, &self.local) || victim.is_empty() {
+            let victim = &locals[(start + i) % n].queue;
+            if Arc::ptr_eq(&locals[(start + i) % n], &self.local) || victim.is_empty() {
                 continue;
             }
             let first = victim.pop().ok();
@@ -352,7 +465,9 @@ impl Runner {
             for _ in 0..half {
                 match victim.pop() {
                     Ok(r) => {
-                        if let Err(PushError::Full(r) | PushError::Closed(r)) = self.local.push(r) {
+                        if let Err(PushError::Full(r) | PushError::Closed(r)) =
+                            self.local.queue.push(r)
+                        {
                             let _ = self.state.global.push(r);
                             break;
                         }
@@ -366,10 +481,87 @@ impl Runner {
         }
         None
     }
+
+    /// This runner's mark in [`State::watcher`].
+    fn watch_id(&self) -> usize {
+        Arc::as_ptr(&self.local) as usize
+    }
+
+    /// Called by an idle runner before it waits: whether it watches the other
+    /// runners' LIFO slots now. It does if a runner was woken for that, or if no
+    /// runner watches and some slot holds a task; at most one runner watches.
+    pub(crate) fn claim_watch(&self) -> bool {
+        let me = self.watch_id();
+        let current = self.state.watcher.load(Ordering::SeqCst);
+        if current == me {
+            return true;
+        }
+        let wanted = current == WATCHER_WANTED || (current == NO_WATCHER && self.others_busy());
+        wanted
+            && self
+                .state
+                .watcher
+                .compare_exchange(current, me, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Gives up the watch, if this runner holds it.
+    pub(crate) fn release_watch(&self) {
+        let _ = self.state.watcher.compare_exchange(
+            self.watch_id(),
+            NO_WATCHER,
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether another runner's LIFO slot holds a task.
+    fn others_busy(&self) -> bool {
+        let locals = self.state.locals.read().unwrap_or_else(PoisonError::into_inner);
+        locals
+            .iter()
+            .any(|l| !Arc::ptr_eq(l, &self.local) && !l.slot.load(Ordering::SeqCst).is_null())
+    }
+
+    /// One look of the watcher at the others' LIFO slots. `seen` holds what the last
+    /// look saw (slot and tasks started, per runner); a task still in the same slot
+    /// while its runner started nothing since has waited a whole period behind a busy
+    /// task: it is taken into this runner's queue.
+    pub(crate) fn watch(&self, seen: &mut Vec<(usize, usize, u64)>) -> Watched {
+        let locals = self.state.locals.read().unwrap_or_else(PoisonError::into_inner);
+        let mut occupied = false;
+        let mut now = Vec::with_capacity(locals.len());
+        for l in locals.iter().filter(|l| !Arc::ptr_eq(l, &self.local)) {
+            let id = Arc::as_ptr(l) as usize;
+            let started = l.started.load(Ordering::Relaxed);
+            let task = l.slot.load(Ordering::SeqCst);
+            if task.is_null() {
+                continue;
+            }
+            occupied = true;
+            if seen.contains(&(id, task as usize, started))
+                && l.slot
+                    .compare_exchange(task, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // SAFETY: the slot held a pointer from `Runnable::into_raw`, and the
+                // compare-and-swap took it out: this thread owns it.
+                let r = unsafe { Runnable::from_raw(NonNull::new(task).expect("not null")) };
+                if let Err(PushError::Full(r) | PushError::Closed(r)) = self.local.queue.push(r) {
+                    let _ = self.state.global.push(r);
+                }
+                return Watched::Took;
+            }
+            now.push((id, task as usize, started));
+        }
+        *seen = now;
+        if occupied { Watched::Occupied } else { Watched::Empty }
+    }
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
+        self.release_watch();
         self.state
             .locals
             .write()
@@ -378,11 +570,11 @@ impl Drop for Runner {
         self.state.runners.fetch_sub(1, Ordering::Relaxed);
         // Hand what is left to the other runners.
         let mut moved = false;
-        if let Some(r) = self.next.take() {
+        if let Some(r) = self.local.take_slot() {
             let _ = self.state.global.push(r);
             moved = true;
         }
-        while let Ok(r) = self.local.pop() {
+        while let Ok(r) = self.local.queue.pop() {
             let _ = self.state.global.push(r);
             moved = true;
         }
