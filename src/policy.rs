@@ -88,6 +88,16 @@ pub trait EventLoopPolicy: Send + Sync + fmt::Debug + 'static {
     fn set_child_watcher(&self, watcher: Option<Arc<dyn ChildWatcher>>) {
         crate::process::watcher::set_child_watcher(watcher)
     }
+
+    /// Whether [`block_on`](crate::block_on) may keep this policy's loop for a thread
+    /// between calls, instead of asking `get_event_loop` each time.
+    ///
+    /// Only a policy whose `get_event_loop` and `set_event_loop` go to a
+    /// [`DefaultEventLoopPolicy`]'s per-thread context may say `true`: that context
+    /// tells such caches when a thread's loop changes. The default is `false`.
+    fn thread_loops_cacheable(&self) -> bool {
+        false
+    }
 }
 
 /// The default policy: one current loop per thread, registered as `"default"`.
@@ -280,6 +290,10 @@ impl EventLoopPolicy for DefaultEventLoopPolicy {
     fn new_event_loop(&self) -> Result<EventLoop, Error> {
         EventLoop::new()
     }
+
+    fn thread_loops_cacheable(&self) -> bool {
+        true
+    }
 }
 
 impl fmt::Debug for DefaultEventLoopPolicy {
@@ -311,8 +325,9 @@ pub(crate) fn thread_name() -> String {
 
 static POLICY: RwLock<Option<Arc<dyn EventLoopPolicy>>> = RwLock::new(None);
 
-/// Whether the policy in `POLICY` is a built-in default policy (made here, not passed
-/// in), whose loop for a thread only changes through `set_event_loop`.
+/// Whether the policy in `POLICY` keeps its loops in a default policy's per-thread
+/// context, where a thread's loop only changes through `set_event_loop` (see
+/// [`EventLoopPolicy::thread_loops_cacheable`]).
 static POLICY_IS_BUILTIN_DEFAULT: AtomicBool = AtomicBool::new(true);
 
 /// Bumped whenever the answer of "this thread's loop" may change: the policy is
@@ -324,8 +339,8 @@ fn bump_generation() {
 }
 
 /// The generation of "this thread's loop", and whether the answer may be cached at all
-/// (only for the built-in default policy; other policies may answer differently for
-/// every call).
+/// (only for policies with a default policy's per-thread context; others may answer
+/// differently for every call).
 #[inline]
 pub(crate) fn loop_generation() -> (u64, bool) {
     let generation = GENERATION.load(Ordering::Acquire);
@@ -366,7 +381,8 @@ pub fn get_event_loop_policy() -> Arc<dyn EventLoopPolicy> {
 /// ```
 pub fn set_event_loop_policy(policy: Option<Arc<dyn EventLoopPolicy>>) {
     let mut slot = POLICY.write().unwrap_or_else(PoisonError::into_inner);
-    POLICY_IS_BUILTIN_DEFAULT.store(policy.is_none(), Ordering::Release);
+    let cacheable = policy.as_ref().is_none_or(|p| p.thread_loops_cacheable());
+    POLICY_IS_BUILTIN_DEFAULT.store(cacheable, Ordering::Release);
     *slot = policy;
     bump_generation();
 }

@@ -30,6 +30,30 @@ impl EventLoopPolicy for Fresh {
     }
 }
 
+/// A policy that keeps its loops in a default policy's per-thread context, counts
+/// the lookups, and lets `block_on` cache its loops.
+#[derive(Debug, Default)]
+struct Counted(DefaultEventLoopPolicy, AtomicUsize);
+
+impl EventLoopPolicy for Counted {
+    fn name(&self) -> &str {
+        "counted"
+    }
+    fn get_event_loop(&self) -> Result<EventLoop, Error> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.get_event_loop_with(|| self.new_event_loop())
+    }
+    fn set_event_loop(&self, lp: Option<EventLoop>) -> Result<(), Error> {
+        self.0.set_event_loop(lp)
+    }
+    fn new_event_loop(&self) -> Result<EventLoop, Error> {
+        EventLoop::new()
+    }
+    fn thread_loops_cacheable(&self) -> bool {
+        true
+    }
+}
+
 #[test]
 fn block_on_sees_every_change_of_loop_and_policy() {
     std::thread::spawn(|| {
@@ -59,6 +83,23 @@ fn block_on_sees_every_change_of_loop_and_policy() {
         let lp = polyloop::new_event_loop().unwrap();
         mine.set_event_loop(Some(lp.clone())).unwrap();
         assert_eq!(running(), lp);
+
+        // A policy that says its loops may be cached is asked once, and a loop set
+        // through it is still seen.
+        let counted = Arc::new(Counted::default());
+        polyloop::set_event_loop_policy(Some(counted.clone()));
+        let lp = polyloop::new_event_loop().unwrap();
+        counted.set_event_loop(Some(lp.clone())).unwrap();
+        let asked = counted.1.load(Ordering::SeqCst);
+        assert_eq!((running(), running(), running()), (lp.clone(), lp.clone(), lp.clone()));
+        assert_eq!(counted.1.load(Ordering::SeqCst) - asked, 1, "asked once, then cached");
+        let lp2 = polyloop::new_event_loop().unwrap();
+        counted.set_event_loop(Some(lp2.clone())).unwrap();
+        assert_eq!(running(), lp2);
+
+        // Installed by name, the default policy's loops are cached as well.
+        polyloop::plugin::install("default").unwrap();
+        assert_eq!(running(), running());
 
         // Back to the built-in default: a loop of its own, not one seen before.
         polyloop::set_event_loop_policy(None);
