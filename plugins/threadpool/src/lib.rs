@@ -5,11 +5,12 @@
 //! themselves to it with [`WeakEventLoop::run_worker`]; together with the thread that runs
 //! the loop they share its tasks, and an idle thread steals from a busy one. `N` is
 //! [`PolicyOptions::workers`](polyloop::plugin::PolicyOptions::workers), else
-//! `POLYLOOP_WORKERS`, else the number of available cores, and at most
-//! [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS). Closing the loop stops its workers
-//! and joins them; so does dropping its last handle, since the workers do not hold one.
-//! A loop made for a thread without being asked for (by `polyloop::block_on`) is
-//! closed when that thread exits.
+//! `POLYLOOP_WORKERS`, else one fewer than the available cores (at least 1): while the
+//! loop runs, as many threads run tasks as there are cores ([`default_workers`]). At
+//! most [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS). Closing the loop stops its
+//! workers and joins them; so does dropping its last handle, since the workers do not
+//! hold one. A loop made for a thread without being asked for (by
+//! `polyloop::block_on`) is closed when that thread exits.
 //!
 //! The context is the thread, as with the default policy: each thread has its own
 //! current loop, and only the main thread gets one made for it on demand.
@@ -70,7 +71,7 @@ use polyloop::{DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy};
 polyloop::register_policy! {
     name: "threadpool",
     description: "loops run Send tasks on N worker threads plus the loop's thread \
-                  (N = POLYLOOP_WORKERS, default one per core); per-thread context",
+                  (N = POLYLOOP_WORKERS, default cores - 1); per-thread context",
     create: || Arc::new(ThreadPoolPolicy::new()),
 }
 
@@ -99,8 +100,9 @@ pub struct ThreadPoolPolicy {
 }
 
 impl ThreadPoolPolicy {
-    /// A policy whose loops get [`polyloop::plugin::workers()`] worker threads each:
-    /// `PolicyOptions::workers`, else `POLYLOOP_WORKERS`, else one per available core.
+    /// A policy whose loops get `PolicyOptions::workers` worker threads each, else
+    /// `POLYLOOP_WORKERS` (both read by [`polyloop::plugin::workers()`]), else
+    /// [`default_workers()`]: one fewer than the available cores.
     /// The setting is read each time a loop is made.
     pub fn new() -> ThreadPoolPolicy {
         ThreadPoolPolicy { context: DefaultEventLoopPolicy::new(), workers: None }
@@ -133,9 +135,23 @@ impl ThreadPoolPolicy {
     pub fn workers(&self) -> Result<usize, Error> {
         match self.workers {
             Some(n) => polyloop::plugin::check_workers(n),
+            None if polyloop::plugin::options().workers.is_none()
+                && std::env::var_os("POLYLOOP_WORKERS").is_none() =>
+            {
+                Ok(default_workers())
+            }
             None => polyloop::plugin::workers(),
         }
     }
+}
+
+/// Worker threads when no count is given: one fewer than the available cores (at least
+/// one), so that with the thread that runs the loop, as many threads run tasks as there
+/// are cores, as with tokio's default `worker_threads`. One more thread than cores
+/// only adds switching between them (see BENCHMARKS.md, "Threads that run tasks").
+pub fn default_workers() -> usize {
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_sub(1).max(1)
 }
 
 impl Default for ThreadPoolPolicy {
@@ -179,6 +195,11 @@ impl EventLoopPolicy for ThreadPoolPolicy {
     /// [`Error::TooManyWorkers`] and [`Error::ThreadStart`] as [`new_pool_loop`].
     fn new_event_loop(&self) -> Result<EventLoop, Error> {
         new_pool_loop(self.workers()?)
+    }
+
+    /// `true`: the current loops live in a [`DefaultEventLoopPolicy`]'s context.
+    fn thread_loops_cacheable(&self) -> bool {
+        true
     }
 }
 

@@ -342,3 +342,14 @@ fn child_worker_cannot_start() {
     lp.close().unwrap();
     support::eventually("close() joins the 8 workers", || thread_count() == before);
 }
+
+#[test]
+fn by_default_the_workers_and_the_loop_thread_are_one_per_core() {
+    if std::env::var_os("POLYLOOP_WORKERS").is_some() {
+        return; // the environment chose a count
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let expected = cores.saturating_sub(1).max(1);
+    assert_eq!(polyloop_threadpool::default_workers(), expected);
+    assert_eq!(ThreadPoolPolicy::new().workers().unwrap(), expected);
+}
