@@ -1,7 +1,9 @@
 //! The executor rows of BENCHMARKS.md: the same workloads on polyloop, tokio and smol
 //! (async-executor / async-io), in one run.
 //!
-//! `cargo bench --bench runtime`; `benches/table.sh` turns the results into the table.
+//! `cargo bench --bench runtime`; `benches/table.py` turns the results into a table.
+//! BENCHMARKS.md comes from `benches/compare.rs`, which interleaves repetitions;
+//! criterion here is for quick looks at one row.
 
 // criterion_group! makes an undocumented pub fn.
 #![allow(missing_docs)]

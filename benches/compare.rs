@@ -1,0 +1,784 @@
+//! The source of BENCHMARKS.md: polyloop against tokio and smol, class against class,
+//! with interleaved repetitions.
+//!
+//! ```text
+//! cargo bench --bench compare                              # prints the tables
+//! cargo bench --bench compare -- --write BENCHMARKS.md     # and puts them in the file
+//! ```
+//!
+//! Options (after `--`): `--reps N` (default 5), `--scaling-reps N` (default 3),
+//! `--no-scaling`, `--only SUBSTRING` (rows whose name contains it), `--write FILE`
+//! (replaces the text between the `<!-- compare:begin -->` and `<!-- compare:end -->`
+//! lines of FILE).
+//!
+//! Classes:
+//! - single thread: polyloop's default policy, tokio's `current_thread` runtime, smol's
+//!   `LocalExecutor` on `async_io::block_on`;
+//! - multi-thread, with as many threads running tasks as the machine has cores (N):
+//!   polyloop's threadpool policy with its default worker count, tokio's `multi_thread`
+//!   runtime with `worker_threads(N)`, smol's `Executor` run by N threads.
+//!
+//! In every runtime the measured work is a root future spawned as a task, which the
+//! main thread awaits, as a program would. Each measurement runs in a fresh process
+//! (this binary, re-run with `--one`), so that no runtime inherits another's threads,
+//! caches or heap. The repetitions are interleaved: repetition `r` runs every row and
+//! every runtime once, in an order rotated by `r`, before repetition `r + 1` starts, so
+//! that a busy minute on the machine hits all runtimes alike. A row's figure is the
+//! median of its repetitions, with their minimum and maximum.
+//!
+//! The scaling section runs the multi-thread rows with 1, 2, 4, 8 and 16 task threads
+//! (more threads than cores, on a small machine: it is meant to be run as is on a big
+//! one).
+
+use std::fmt::Write as _;
+
+use polyloop_threadpool as _;
+use std::future::{Future, ready};
+use std::hint::black_box;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Tasks per spawn+join measurement.
+const SPAWN: u64 = 100_000;
+/// Tasks, and yields per task, of the yield row.
+const YIELD_TASKS: u64 = 4;
+const YIELDS: u64 = 100_000;
+/// Round trips per ping-pong measurement.
+const PINGS: u64 = 50_000;
+/// `block_on(ready)` calls per measurement.
+const READY: u64 = 2_000_000;
+/// Timer rows: deadlines spread over this long.
+const SPREAD: Duration = Duration::from_millis(50);
+/// Child rows: `/bin/true` runs, and at most this many alive at once.
+const CHILDREN: usize = 1000;
+const ALIVE: usize = 64;
+/// Measurements per process: the first is a warm-up; the median of the rest counts.
+const INNER: usize = 3;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Rt {
+    Polyloop,
+    Tokio,
+    Smol,
+}
+
+const RTS: [Rt; 3] = [Rt::Polyloop, Rt::Tokio, Rt::Smol];
+
+impl Rt {
+    fn name(self) -> &'static str {
+        match self {
+            Rt::Polyloop => "polyloop",
+            Rt::Tokio => "tokio",
+            Rt::Smol => "smol",
+        }
+    }
+
+    fn parse(s: &str) -> Rt {
+        match s {
+            "polyloop" => Rt::Polyloop,
+            "tokio" => Rt::Tokio,
+            "smol" => Rt::Smol,
+            _ => panic!("unknown runtime {s:?}: expected polyloop, tokio or smol"),
+        }
+    }
+
+    /// What the runtime is in a class (0 threads = the single-thread class).
+    fn setup(self, threads: usize) -> String {
+        match (self, threads) {
+            (Rt::Polyloop, 0) => "default policy".into(),
+            (Rt::Tokio, 0) => "current_thread".into(),
+            (Rt::Smol, 0) => "LocalExecutor".into(),
+            (Rt::Polyloop, n) => format!("threadpool, {n} task threads"),
+            (Rt::Tokio, n) => format!("multi_thread, {n} workers"),
+            (Rt::Smol, n) => format!("Executor, {n} threads"),
+        }
+    }
+}
+
+/// A row: what is measured, in which unit, and whether more is better.
+#[derive(Clone, Copy)]
+struct Row {
+    id: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    higher_is_better: bool,
+    /// Runtimes that have the row (the `block_on` variants are polyloop's ways in).
+    rts: &'static [Rt],
+}
+
+const ALL: &[Rt] = &RTS;
+const POLY: &[Rt] = &[Rt::Polyloop];
+
+const fn row(id: &'static str, label: &'static str, unit: &'static str) -> Row {
+    Row { id, label, unit, higher_is_better: false, rts: ALL }
+}
+
+const SINGLE_ROWS: &[Row] = &[
+    row("spawn_join", "spawn+join, 100k tasks", "ns/task"),
+    row("yield", "yield_now, 4 tasks × 100k", "ns/yield"),
+    row("ping_pong", "ping-pong, 2 tasks, 50k round trips", "ns/round trip"),
+    row("block_on_ready", "`block_on(ready)`", "ns"),
+    Row { rts: POLY, ..row("block_on_ready_installed", "… after `install(\"default\")`", "ns") },
+    Row { rts: POLY, ..row("block_on_ready_main", "… under `#[policy_main]`", "ns") },
+    row("timers_1k", "1k timers over 50 ms, overshoot p50", "µs"),
+    row("timers_100k", "100k timers over 50 ms, overshoot p50 of those armed in time", "µs"),
+    Row {
+        higher_is_better: true,
+        ..row("children", "`/bin/true` × 1000, ≤ 64 alive", "children/s")
+    },
+];
+
+const MULTI_ROWS: &[Row] = &[
+    row("spawn_join", "spawn+join, 100k tasks", "ns/task"),
+    row("yield", "yield_now, 4 tasks × 100k", "ns/yield"),
+    row("ping_pong", "ping-pong, 2 tasks, 50k round trips", "ns/round trip"),
+    row("block_on_ready", "`block_on(ready)`", "ns"),
+    Row {
+        higher_is_better: true,
+        ..row("children", "`/bin/true` × 1000, ≤ 64 alive", "children/s")
+    },
+];
+
+const SCALING_ROWS: &[Row] = &[
+    row("spawn_join", "spawn+join, 100k tasks", "ns/task"),
+    row("yield_many", "yield_now, 64 tasks × 5k", "ns/yield"),
+    row("ping_pong_many", "ping-pong, 16 pairs × 5k round trips", "ns/round trip"),
+];
+
+const SCALING_THREADS: [usize; 5] = [1, 2, 4, 8, 16];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--one") {
+        let (id, rt, threads) = (&args[i + 1], Rt::parse(&args[i + 2]), &args[i + 3]);
+        let threads: usize = threads.parse().expect("a thread count");
+        let v = measure(id, rt, threads);
+        println!("{v}");
+        return;
+    }
+    let opt = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone());
+    let reps: usize = opt("--reps").map_or(5, |v| v.parse().expect("--reps N"));
+    let scaling_reps: usize =
+        opt("--scaling-reps").map_or(3, |v| v.parse().expect("--scaling-reps N"));
+    let only = opt("--only");
+    let write = opt("--write");
+    let scaling = !args.iter().any(|a| a == "--no-scaling");
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+
+    let started = Instant::now();
+    let load_before = loadavg();
+    let keep = |r: &Row| only.as_ref().is_none_or(|o| r.id.contains(o.as_str()));
+    let single: Vec<Row> = SINGLE_ROWS.iter().copied().filter(keep).collect();
+    let multi: Vec<Row> = MULTI_ROWS.iter().copied().filter(keep).collect();
+    let mut results = Results::default();
+    for rep in 0..reps {
+        eprintln!("repetition {} of {reps} ({:.0?} so far)", rep + 1, started.elapsed());
+        run_rep(&single, 0, rep, &mut results);
+        run_rep(&multi, cores, rep, &mut results);
+    }
+    let scaling_rows: Vec<Row> = SCALING_ROWS.iter().copied().filter(keep).collect();
+    if scaling {
+        for rep in 0..scaling_reps {
+            eprintln!("scaling, repetition {} of {scaling_reps}", rep + 1);
+            for (i, &n) in SCALING_THREADS.iter().enumerate() {
+                run_rep(&scaling_rows, n, rep + i, &mut results);
+            }
+        }
+    }
+    let load_after = loadavg();
+
+    let mut out = String::new();
+    let command = format!("cargo bench --bench compare -- {}", args.join(" "));
+    let _ = writeln!(out, "Produced by `{}` in {:.0?}.", command.trim_end(), started.elapsed());
+    let _ = writeln!(
+        out,
+        "Commit {}, {}; {cores} cores; load average (1, 5, 15 min) {load_before} before, \
+         {load_after} after. {reps} interleaved repetitions per row (each in a fresh \
+         process): median, and min–max in brackets.",
+        commit(),
+        utc_now(),
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "### Single thread\n");
+    table(&mut out, &single, 0, &results);
+    let _ = writeln!(out, "\n### Multi-thread, {cores} task threads\n");
+    table(&mut out, &multi, cores, &results);
+    if scaling && !scaling_rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n### By task threads ({scaling_reps} repetitions; {cores} cores: above {cores} \
+             threads the machine is oversubscribed)\n"
+        );
+        scaling_table(&mut out, &scaling_rows, &results);
+    }
+    print!("{out}");
+    if let Some(path) = write {
+        let text = std::fs::read_to_string(&path).expect("--write FILE: the file exists");
+        let (begin, end) = ("<!-- compare:begin -->\n", "<!-- compare:end -->");
+        let b = text.find(begin).unwrap_or_else(|| panic!("{path} has no {begin:?} line"));
+        let e = text.find(end).unwrap_or_else(|| panic!("{path} has no {end:?} line"));
+        let new = format!("{}{begin}{out}{}", &text[..b], &text[e..]);
+        std::fs::write(&path, new).expect("--write FILE: writable");
+        eprintln!("wrote {path}");
+    }
+}
+
+/// A row id, a runtime and a thread count (0: the single-thread class).
+type Key = (&'static str, Rt, usize);
+
+/// Measurements by key.
+#[derive(Default)]
+struct Results(Vec<(Key, Vec<f64>)>);
+
+impl Results {
+    fn push(&mut self, key: Key, v: f64) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, vs)) => vs.push(v),
+            None => self.0.push((key, vec![v])),
+        }
+    }
+
+    /// Median, min, max.
+    fn get(&self, key: Key) -> Option<(f64, f64, f64)> {
+        let (_, vs) = self.0.iter().find(|(k, _)| *k == key)?;
+        let mut vs = vs.clone();
+        vs.sort_by(f64::total_cmp);
+        let n = vs.len();
+        let median = if n % 2 == 1 { vs[n / 2] } else { (vs[n / 2 - 1] + vs[n / 2]) / 2.0 };
+        Some((median, vs[0], vs[n - 1]))
+    }
+}
+
+/// One repetition of `rows` in the class of `threads`: every (row, runtime) once, the
+/// runtimes' order rotated by `rep`.
+fn run_rep(rows: &[Row], threads: usize, rep: usize, results: &mut Results) {
+    for row in rows {
+        let n = row.rts.len();
+        for i in 0..n {
+            let rt = row.rts[(i + rep) % n];
+            let v = run_one(row.id, rt, threads);
+            results.push((row.id, rt, threads), v);
+        }
+    }
+}
+
+fn run_one(id: &str, rt: Rt, threads: usize) -> f64 {
+    let out = Command::new(std::env::current_exe().expect("this binary"))
+        .args(["--one", id, rt.name(), &threads.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("runs a copy of this binary");
+    assert!(out.status.success(), "{id} on {} failed: {:?}", rt.name(), out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().unwrap_or_else(|_| panic!("{id} on {}: not a number: {text:?}", rt.name()))
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{v:.0}")
+    } else if v >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn table(out: &mut String, rows: &[Row], threads: usize, results: &Results) {
+    let _ = writeln!(
+        out,
+        "| row | unit | polyloop ({}) | tokio ({}) | smol ({}) | polyloop / best peer |",
+        Rt::Polyloop.setup(threads),
+        Rt::Tokio.setup(threads),
+        Rt::Smol.setup(threads),
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+    for row in rows {
+        let cell = |rt: Rt| match results.get((row.id, rt, threads)) {
+            Some((m, lo, hi)) => format!("{} [{}–{}]", fmt_num(m), fmt_num(lo), fmt_num(hi)),
+            None => "—".into(),
+        };
+        let ours = results.get((row.id, Rt::Polyloop, threads)).map(|r| r.0);
+        let peers: Vec<f64> = [Rt::Tokio, Rt::Smol]
+            .iter()
+            .filter_map(|&rt| results.get((row.id, rt, threads)).map(|r| r.0))
+            .collect();
+        let best = if row.higher_is_better {
+            peers.iter().copied().reduce(f64::max)
+        } else {
+            peers.iter().copied().reduce(f64::min)
+        };
+        let ratio = match (ours, best) {
+            (Some(o), Some(b)) if row.higher_is_better => format!("{:.2} (rate)", o / b),
+            (Some(o), Some(b)) => format!("{:.2}", o / b),
+            // A polyloop-only row: against the row the peers have.
+            (Some(o), None) => match SINGLE_ROWS.iter().find(|r| r.id == "block_on_ready") {
+                Some(base) => {
+                    let peers: Vec<f64> = [Rt::Tokio, Rt::Smol]
+                        .iter()
+                        .filter_map(|&rt| results.get((base.id, rt, threads)).map(|r| r.0))
+                        .collect();
+                    match peers.iter().copied().reduce(f64::min) {
+                        Some(b) => format!("{:.2}", o / b),
+                        None => "—".into(),
+                    }
+                }
+                None => "—".into(),
+            },
+            _ => "—".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            row.label,
+            row.unit,
+            cell(Rt::Polyloop),
+            cell(Rt::Tokio),
+            cell(Rt::Smol),
+            ratio
+        );
+    }
+}
+
+fn scaling_table(out: &mut String, rows: &[Row], results: &Results) {
+    let _ = write!(out, "| row | runtime |");
+    for n in SCALING_THREADS {
+        let _ = write!(out, " {n} |");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "|---|---|{}", "---:|".repeat(SCALING_THREADS.len()));
+    for row in rows {
+        for rt in RTS {
+            let _ = write!(out, "| {} ({}) | {} |", row.label, row.unit, rt.name());
+            for n in SCALING_THREADS {
+                match results.get((row.id, rt, n)) {
+                    Some((m, _, _)) => {
+                        let _ = write!(out, " {} |", fmt_num(m));
+                    }
+                    None => {
+                        let _ = write!(out, " — |");
+                    }
+                }
+            }
+            let _ = writeln!(out);
+        }
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{head} (with uncommitted changes)") } else { head }
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------
+// One measurement, in its own process.
+
+/// The figure of one (row, runtime, class), in the row's unit.
+fn measure(id: &str, rt: Rt, threads: usize) -> f64 {
+    match id {
+        "block_on_ready" => return block_on_ready(rt, threads, Way::Plain),
+        "block_on_ready_installed" => return block_on_ready(rt, threads, Way::Installed),
+        "block_on_ready_main" => return block_on_ready(rt, threads, Way::PolicyMain),
+        _ => {}
+    }
+    let runtime = Runtime::new(rt, threads);
+    let mut vs: Vec<f64> = (0..INNER)
+        .map(|_| match id {
+            "spawn_join" => runtime.run(spawn_join),
+            "yield" => runtime.run(|s| yield_storm(s, YIELD_TASKS, YIELDS)),
+            "yield_many" => runtime.run(|s| yield_storm(s, 64, 5_000)),
+            "ping_pong" => runtime.run(|s| ping_pong(s, 1, PINGS)),
+            "ping_pong_many" => runtime.run(|s| ping_pong(s, 16, 5_000)),
+            "timers_1k" => runtime.run(|s| timers(s, 1_000, false)),
+            "timers_100k" => runtime.run(|s| timers(s, 100_000, true)),
+            "children" => runtime.run(children),
+            _ => panic!("unknown row {id:?}"),
+        })
+        .skip(1)
+        .collect();
+    drop(runtime);
+    vs.sort_by(f64::total_cmp);
+    vs[vs.len() / 2]
+}
+
+/// A boxed future.
+type Fut<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// How a workload spawns tasks, whichever runtime it runs on.
+#[derive(Clone)]
+enum Spawner {
+    Polyloop,
+    Tokio,
+    Smol(Arc<async_executor::Executor<'static>>),
+    /// This thread's `LocalExecutor` (see [`LOCAL`]).
+    SmolLocal,
+}
+
+thread_local! {
+    /// The single-thread class's smol executor: leaked, so that tasks can reach it.
+    static LOCAL: &'static async_executor::LocalExecutor<'static> =
+        Box::leak(Box::new(async_executor::LocalExecutor::new()));
+}
+
+/// A task handle of any of the runtimes.
+enum Join<T> {
+    Polyloop(polyloop::Task<T>),
+    Tokio(tokio::task::JoinHandle<T>),
+    Smol(async_executor::Task<T>),
+}
+
+impl<T> Join<T> {
+    async fn join(self) -> T {
+        match self {
+            Join::Polyloop(t) => t.await,
+            Join::Tokio(t) => t.await.expect("the task did not panic"),
+            Join::Smol(t) => t.await,
+        }
+    }
+}
+
+impl Spawner {
+    fn spawn<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Join<T> {
+        match self {
+            Spawner::Polyloop => Join::Polyloop(polyloop::spawn(f)),
+            Spawner::Tokio => Join::Tokio(tokio::spawn(f)),
+            Spawner::Smol(ex) => Join::Smol(ex.spawn(f)),
+            Spawner::SmolLocal => Join::Smol(LOCAL.with(|ex| ex.spawn(f))),
+        }
+    }
+
+    async fn yield_now(&self) {
+        match self {
+            Spawner::Polyloop => polyloop::yield_now().await,
+            Spawner::Tokio => tokio::task::yield_now().await,
+            Spawner::Smol(_) | Spawner::SmolLocal => futures_lite::future::yield_now().await,
+        }
+    }
+
+    async fn sleep_until(&self, t: Instant) {
+        match self {
+            Spawner::Polyloop => polyloop::sleep_until(t).await,
+            Spawner::Tokio => tokio::time::sleep_until(t.into()).await,
+            Spawner::Smol(_) | Spawner::SmolLocal => {
+                async_io::Timer::at(t).await;
+            }
+        }
+    }
+
+    async fn true_status(&self) -> bool {
+        match self {
+            Spawner::Polyloop => {
+                polyloop::process::Command::new("/bin/true").status().await.unwrap().success()
+            }
+            Spawner::Tokio => {
+                tokio::process::Command::new("/bin/true").status().await.unwrap().success()
+            }
+            Spawner::Smol(_) | Spawner::SmolLocal => {
+                async_process::Command::new("/bin/true").status().await.unwrap().success()
+            }
+        }
+    }
+}
+
+/// A runtime of a class, set up once per process; `run` spawns the root future as a
+/// task and waits for it on the main thread.
+enum Runtime {
+    Polyloop,
+    Tokio(tokio::runtime::Runtime),
+    SmolLocal,
+    SmolPool {
+        ex: Arc<async_executor::Executor<'static>>,
+        stop: async_channel::Sender<()>,
+        threads: Vec<thread::JoinHandle<()>>,
+    },
+}
+
+impl Runtime {
+    fn new(rt: Rt, threads: usize) -> Runtime {
+        match (rt, threads) {
+            (Rt::Polyloop, 0) => Runtime::Polyloop,
+            // One task thread: the default policy's loop is that.
+            (Rt::Polyloop, 1) => Runtime::Polyloop,
+            (Rt::Polyloop, n) => {
+                // The policy's own default for as many task threads as cores (a
+                // `POLYLOOP_WORKERS` in the environment overrides it, for trials).
+                let cores = thread::available_parallelism().map_or(1, |c| c.get());
+                let workers = (n != cores).then(|| pool_workers(n));
+                polyloop::plugin::set_options(polyloop::plugin::PolicyOptions {
+                    workers,
+                    debug: None,
+                });
+                polyloop::plugin::install("threadpool").expect("the threadpool plug-in is linked");
+                Runtime::Polyloop
+            }
+            (Rt::Tokio, 0) => Runtime::Tokio(
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+            ),
+            (Rt::Tokio, n) => Runtime::Tokio(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(n)
+                    .enable_all()
+                    .build()
+                    .unwrap(),
+            ),
+            (Rt::Smol, 0) => Runtime::SmolLocal,
+            (Rt::Smol, n) => {
+                let ex = Arc::new(async_executor::Executor::new());
+                let (stop, stopped) = async_channel::bounded::<()>(1);
+                let threads = (0..n)
+                    .map(|_| {
+                        let (ex, stopped) = (ex.clone(), stopped.clone());
+                        thread::spawn(move || {
+                            async_io::block_on(ex.run(async move { stopped.recv().await.ok() }));
+                        })
+                    })
+                    .collect();
+                Runtime::SmolPool { ex, stop, threads }
+            }
+        }
+    }
+
+    /// Spawns `root(spawner)` as a task, waits for it, and gives its figure.
+    fn run(&self, root: impl FnOnce(Spawner) -> Fut<f64> + Send + 'static) -> f64 {
+        match self {
+            Runtime::Polyloop => {
+                polyloop::block_on(async { polyloop::spawn(root(Spawner::Polyloop)).await })
+            }
+            Runtime::Tokio(rt) => {
+                rt.block_on(async { tokio::spawn(root(Spawner::Tokio)).await.unwrap() })
+            }
+            Runtime::SmolLocal => {
+                let ex = LOCAL.with(|ex| *ex);
+                async_io::block_on(ex.run(ex.spawn(root(Spawner::SmolLocal))))
+            }
+            Runtime::SmolPool { ex, .. } => {
+                async_io::block_on(ex.spawn(root(Spawner::Smol(ex.clone()))))
+            }
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Runtime::SmolPool { stop, threads, .. } = self {
+            stop.close();
+            for t in threads.drain(..) {
+                t.join().unwrap();
+            }
+        }
+    }
+}
+
+/// The threadpool's worker count that makes `n` threads run tasks in all: its workers
+/// and the thread that runs the loop (see the threadpool policy's docs).
+fn pool_workers(n: usize) -> usize {
+    n.saturating_sub(1).max(1)
+}
+
+fn spawn_join(s: Spawner) -> Fut<f64> {
+    Box::pin(async move {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..SPAWN).map(|_| s.spawn(async {})).collect();
+        for t in tasks {
+            t.join().await;
+        }
+        start.elapsed().as_nanos() as f64 / SPAWN as f64
+    })
+}
+
+fn yield_storm(s: Spawner, tasks: u64, yields: u64) -> Fut<f64> {
+    Box::pin(async move {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let s2 = s.clone();
+                s.spawn(async move {
+                    for _ in 0..yields {
+                        s2.yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in handles {
+            t.join().await;
+        }
+        start.elapsed().as_nanos() as f64 / (tasks * yields) as f64
+    })
+}
+
+fn ping_pong(s: Spawner, pairs: u64, rounds: u64) -> Fut<f64> {
+    Box::pin(async move {
+        let start = Instant::now();
+        let mut handles = Vec::new();
+        for _ in 0..pairs {
+            let (a_tx, a_rx) = async_channel::bounded::<u64>(1);
+            let (b_tx, b_rx) = async_channel::bounded::<u64>(1);
+            handles.push(s.spawn(async move {
+                while let Ok(i) = a_rx.recv().await {
+                    b_tx.send(i).await.unwrap();
+                }
+            }));
+            handles.push(s.spawn(async move {
+                for i in 0..rounds {
+                    a_tx.send(i).await.unwrap();
+                    b_rx.recv().await.unwrap();
+                }
+            }));
+        }
+        for t in handles {
+            t.join().await;
+        }
+        start.elapsed().as_nanos() as f64 / (pairs * rounds) as f64
+    })
+}
+
+/// `n` timers with deadlines spread over `SPREAD`, each in its own task: the median of
+/// how late they fired (µs); with `armed_only`, of those whose task was first polled
+/// before its deadline.
+fn timers(s: Spawner, n: usize, armed_only: bool) -> Fut<f64> {
+    Box::pin(async move {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let offsets: Vec<Duration> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                SPREAD.mul_f64((x % 1_000_000) as f64 / 1_000_000.0)
+            })
+            .collect();
+        // Deadlines count from after every task is spawned, before any is polled.
+        let base: Arc<OnceLock<Instant>> = Arc::default();
+        let tasks: Vec<_> = offsets
+            .into_iter()
+            .map(|off| {
+                let (base, s2) = (base.clone(), s.clone());
+                s.spawn(async move {
+                    let d = *base.get().expect("set before tasks run") + off;
+                    let late = Instant::now() >= d;
+                    s2.sleep_until(d).await;
+                    (Instant::now() - d, late)
+                })
+            })
+            .collect();
+        base.set(Instant::now()).unwrap();
+        let mut all = Vec::with_capacity(n);
+        for t in tasks {
+            let (over, late) = t.join().await;
+            if !(armed_only && late) {
+                all.push(over);
+            }
+        }
+        all.sort();
+        all.get(all.len() / 2).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+    })
+}
+
+/// `CHILDREN` runs of `/bin/true`, at most `ALIVE` at once, each awaited by a task of
+/// its own: children per second.
+fn children(s: Spawner) -> Fut<f64> {
+    Box::pin(async move {
+        let start = Instant::now();
+        let (tx, rx) = async_channel::bounded::<()>(ALIVE);
+        for _ in 0..ALIVE {
+            tx.send(()).await.unwrap();
+        }
+        let mut handles = std::collections::VecDeque::new();
+        for _ in 0..CHILDREN {
+            rx.recv().await.unwrap();
+            let (s2, tx) = (s.clone(), tx.clone());
+            handles.push_back(s.spawn(async move {
+                assert!(s2.true_status().await);
+                let _ = tx.send(()).await;
+            }));
+            // Join the finished ones as we go, so handles do not pile up.
+            while handles.len() > ALIVE {
+                handles.pop_front().unwrap().join().await;
+            }
+        }
+        for t in handles {
+            t.join().await;
+        }
+        CHILDREN as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Way {
+    Plain,
+    Installed,
+    PolicyMain,
+}
+
+/// `block_on(ready)`: ns per call, on the main thread (or a thread of a
+/// `#[policy_main]` program: its main thread runs the loop).
+fn block_on_ready(rt: Rt, threads: usize, way: Way) -> f64 {
+    fn time(f: impl Fn() -> u32) -> f64 {
+        let mut best = f64::MAX;
+        for _ in 0..INNER {
+            let start = Instant::now();
+            for _ in 0..READY {
+                black_box(f());
+            }
+            best = best.min(start.elapsed().as_nanos() as f64 / READY as f64);
+        }
+        best
+    }
+    match (rt, threads) {
+        (Rt::Polyloop, 0) => match way {
+            Way::Plain => time(|| polyloop::block_on(ready(1u32))),
+            Way::Installed => {
+                polyloop::plugin::install("default").unwrap();
+                time(|| polyloop::block_on(ready(1u32)))
+            }
+            Way::PolicyMain => polyloop::__private::policy_main(
+                polyloop::__private::MainConfig::default(),
+                async {
+                    thread::spawn(|| time(|| polyloop::block_on(ready(1u32)))).join().unwrap()
+                },
+            ),
+        },
+        (Rt::Polyloop, n) => {
+            let _runtime = Runtime::new(Rt::Polyloop, n);
+            time(|| polyloop::block_on(ready(1u32)))
+        }
+        (Rt::Tokio, 0) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            time(|| rt.block_on(ready(1u32)))
+        }
+        (Rt::Tokio, n) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .enable_all()
+                .build()
+                .unwrap();
+            time(|| rt.block_on(ready(1u32)))
+        }
+        // smol's `block_on` is async-io's, whatever the executor.
+        (Rt::Smol, _) => time(|| async_io::block_on(ready(1u32))),
+    }
+}
