@@ -148,6 +148,9 @@ const SCALING_ROWS: &[Row] = &[
 ];
 
 const SCALING_THREADS: [usize; 5] = [1, 2, 4, 8, 16];
+/// Added to the thread count in the keys of the scaling runs, to keep them apart from
+/// the classes' (see [`Key`]).
+const SCALING: usize = 1 << 20;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -183,14 +186,16 @@ fn main() {
         for rep in 0..scaling_reps {
             eprintln!("scaling, repetition {} of {scaling_reps}", rep + 1);
             for (i, &n) in SCALING_THREADS.iter().enumerate() {
-                run_rep(&scaling_rows, n, rep + i, &mut results);
+                run_rep(&scaling_rows, SCALING + n, rep + i, &mut results);
             }
         }
     }
     let load_after = loadavg();
 
     let mut out = String::new();
-    let command = format!("cargo bench --bench compare -- {}", args.join(" "));
+    // `cargo bench` adds a `--bench` of its own.
+    let given: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "--bench").collect();
+    let command = format!("cargo bench --bench compare -- {}", given.join(" "));
     let _ = writeln!(out, "Produced by `{}` in {:.0?}.", command.trim_end(), started.elapsed());
     let _ = writeln!(
         out,
@@ -225,7 +230,8 @@ fn main() {
     }
 }
 
-/// A row id, a runtime and a thread count (0: the single-thread class).
+/// A row id, a runtime and a class: a thread count (0: the single-thread class), plus
+/// `SCALING` for the scaling runs.
 type Key = (&'static str, Rt, usize);
 
 /// Measurements by key.
@@ -251,15 +257,16 @@ impl Results {
     }
 }
 
-/// One repetition of `rows` in the class of `threads`: every (row, runtime) once, the
-/// runtimes' order rotated by `rep`.
-fn run_rep(rows: &[Row], threads: usize, rep: usize, results: &mut Results) {
+/// One repetition of `rows` in the class of `class` (a thread count, plus `SCALING`
+/// for the scaling runs): every (row, runtime) once, the runtimes' order rotated by
+/// `rep`.
+fn run_rep(rows: &[Row], class: usize, rep: usize, results: &mut Results) {
     for row in rows {
         let n = row.rts.len();
         for i in 0..n {
             let rt = row.rts[(i + rep) % n];
-            let v = run_one(row.id, rt, threads);
-            results.push((row.id, rt, threads), v);
+            let v = run_one(row.id, rt, class % SCALING);
+            results.push((row.id, rt, class), v);
         }
     }
 }
@@ -352,7 +359,7 @@ fn scaling_table(out: &mut String, rows: &[Row], results: &Results) {
         for rt in RTS {
             let _ = write!(out, "| {} ({}) | {} |", row.label, row.unit, rt.name());
             for n in SCALING_THREADS {
-                match results.get((row.id, rt, n)) {
+                match results.get((row.id, rt, SCALING + n)) {
                     Some((m, _, _)) => {
                         let _ = write!(out, " {} |", fmt_num(m));
                     }
