@@ -47,8 +47,9 @@ pub(crate) fn reactor_lost() -> bool {
 }
 
 /// Records that the reactor is (about to be) in use, so that forked children know.
+/// Every path of polyloop that makes or uses async-io's reactor calls it first.
 #[inline]
-fn note_reactor() {
+pub(crate) fn note_reactor() {
     if !REACTOR_USED.load(Ordering::Relaxed) {
         mark_reactor_used();
     }

@@ -78,10 +78,27 @@ fn main() {
     });
     assert_eq!(code, 0, "block_on in the child reused the parent's loop (code {code})");
 
+    let watcher = || -> Arc<dyn ChildWatcher> { Arc::new(ThreadedChildWatcher::new()) };
+
+    // Starting a child makes async-io's reactor and its thread, with no loop run yet:
+    // a child forked then must not use that reactor either (its lock and epoll stay
+    // with the parent's thread, and a loop there hung at its first timer). The parent's
+    // child is reaped by the threaded watcher, waited for after the fork.
+    let mut started = Command::new("true").watcher(watcher()).spawn().unwrap();
+    let code = in_child(|| {
+        // SAFETY: `alarm` only arms a timer whose default action ends this process.
+        unsafe { libc::alarm(20) };
+        polyloop::block_on(polyloop::sleep(std::time::Duration::from_millis(1)));
+        let lp = EventLoop::new().unwrap();
+        lp.run_until_complete(polyloop::sleep(std::time::Duration::from_millis(1))).unwrap();
+        0
+    });
+    assert_eq!(code, 0, "a timer in a child forked after a spawn failed (code {code})");
+    assert!(polyloop::block_on(started.wait()).unwrap().success());
+
     // `status` can start children on spawner threads, which a forked child does not get:
     // fork while the parent's are alive (idle, waiting for work), and the child's
     // `status` must start threads of its own. An alarm ends a child that would hang.
-    let watcher = || -> Arc<dyn ChildWatcher> { Arc::new(ThreadedChildWatcher::new()) };
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "exit 4"]).watcher(watcher()).start_on_spawner(true);
     let parent_status = polyloop::block_on(cmd.status());

@@ -28,6 +28,16 @@ pub(crate) fn start() -> io::Result<()> {
     if STARTED.load(Ordering::Acquire) {
         return Ok(());
     }
+    // A forked child that lost the reactor has none to start: it must not touch the
+    // parent's (what needs it for I/O fails in `fork::check_reactor`).
+    if crate::fork::reactor_lost() {
+        return Ok(());
+    }
+    // Recorded before the reactor and its thread exist, so that a child forked from
+    // here on knows it lost them. (A spawn with a threaded watcher and no pipes uses
+    // nothing else of the reactor: unrecorded, such a child ran its loops on the
+    // parent's reactor and hung at its first timer.)
+    crate::fork::note_reactor();
     // async-io's thread would be started with `expect`: try a thread here first, where
     // failing is an error. (A limit reached between the two is still caught below.)
     let probe = std::thread::Builder::new().name("polyloop-probe".into()).spawn(|| ());
