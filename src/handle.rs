@@ -1,10 +1,11 @@
 //! Callbacks scheduled on a loop (`call_soon`, `call_later`, `call_at`), their handles,
 //! and the task that runs them in order.
 
+use std::any::Any;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -100,6 +101,9 @@ impl fmt::Debug for TimerHandle {
 
 pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
 
+/// Where a callback was scheduled (for reports of its panic).
+type Loc = &'static Location<'static>;
+
 /// The callbacks of one loop: ready ones in FIFO order, timed ones by deadline.
 ///
 /// They run in passes, as the iterations of asyncio's loop: a pass runs the callbacks
@@ -121,7 +125,7 @@ pub(crate) struct Callbacks {
 
 #[derive(Default)]
 struct Queues {
-    ready: VecDeque<(Handle, Callback)>,
+    ready: VecDeque<(Handle, Callback, Loc)>,
     timers: BinaryHeap<Timed>,
     seq: u64,
 }
@@ -132,6 +136,7 @@ struct Timed {
     seq: u64,
     handle: Handle,
     callback: Callback,
+    loc: Loc,
 }
 
 impl PartialEq for Timed {
@@ -191,20 +196,20 @@ impl Callbacks {
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn push_ready(&self, callback: Callback) -> Handle {
+    pub(crate) fn push_ready(&self, callback: Callback, loc: Loc) -> Handle {
         let handle = Handle::new();
-        self.lock().ready.push_back((handle.clone(), callback));
+        self.lock().ready.push_back((handle.clone(), callback, loc));
         self.event.notify(1);
         handle
     }
 
-    pub(crate) fn push_timed(&self, when: Instant, callback: Callback) -> TimerHandle {
+    pub(crate) fn push_timed(&self, when: Instant, callback: Callback, loc: Loc) -> TimerHandle {
         let handle = Handle::new();
         {
             let mut q = self.lock();
             q.seq += 1;
             let seq = q.seq;
-            q.timers.push(Timed { when, seq, handle: handle.clone(), callback });
+            q.timers.push(Timed { when, seq, handle: handle.clone(), callback, loc });
         }
         self.event.notify(1);
         TimerHandle { handle, when }
@@ -213,7 +218,7 @@ impl Callbacks {
     /// How many callbacks are scheduled and not cancelled.
     pub(crate) fn pending(&self) -> usize {
         let q = self.lock();
-        q.ready.iter().filter(|(h, _)| !h.is_cancelled()).count()
+        q.ready.iter().filter(|(h, _, _)| !h.is_cancelled()).count()
             + q.timers.iter().filter(|t| !t.handle.is_cancelled()).count()
     }
 
@@ -229,19 +234,23 @@ impl Callbacks {
     /// Moves the due timers into the ready queue (by deadline) and takes the ready
     /// queue, as one iteration of asyncio's loop does. Callbacks added while these run
     /// wait for the next iteration.
-    fn take_due(&self) -> (VecDeque<(Handle, Callback)>, Option<Instant>) {
+    fn take_due(&self) -> (VecDeque<(Handle, Callback, Loc)>, Option<Instant>) {
         let now = Instant::now();
         let mut q = self.lock();
         while q.timers.peek().is_some_and(|t| t.when <= now || t.handle.is_cancelled()) {
             let t = q.timers.pop().expect("peeked");
-            q.ready.push_back((t.handle, t.callback));
+            q.ready.push_back((t.handle, t.callback, t.loc));
         }
         let next = q.timers.peek().map(|t| t.when);
         (std::mem::take(&mut q.ready), next)
     }
 
     /// The task that runs the callbacks of a loop; spawned on the loop's executor.
-    pub(crate) async fn drive(self: Arc<Self>, report: fn(&str)) {
+    /// `report` gets the panic of a callback, and where it was scheduled.
+    pub(crate) async fn drive(
+        self: Arc<Self>,
+        report: impl Fn(&(dyn Any + Send), Loc) + Send + 'static,
+    ) {
         // The run in which the last pass ran.
         let mut last_run = None;
         loop {
@@ -257,13 +266,13 @@ impl Callbacks {
             let (batch, next) = self.take_due();
             if !batch.is_empty() {
                 last_run = Some(self.run.load(Ordering::Acquire));
-                for (handle, callback) in batch {
+                for (handle, callback, loc) in batch {
                     if handle.is_cancelled() {
                         continue;
                     }
                     // A panicking callback is reported and the loop goes on, as in asyncio.
                     if let Err(panic) = catch_unwind(AssertUnwindSafe(callback)) {
-                        report(&panic_message(&*panic));
+                        report(&*panic, loc);
                     }
                 }
                 // Let tasks woken by these callbacks run before the next batch.
@@ -275,16 +284,5 @@ impl Callbacks {
                 None => listener.await,
             }
         }
-    }
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
     }
 }

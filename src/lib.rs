@@ -110,9 +110,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod block_on;
+pub mod blocking;
 mod debug;
 mod error;
 mod event_loop;
+mod exception;
 mod executor;
 mod fork;
 mod handle;
@@ -127,9 +129,13 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 pub use block_on::block_on;
+pub use blocking::{Unblock, unblock};
 pub use debug::{DebugEvent, DebugHook, stderr_hook};
 pub use error::Error;
 pub use event_loop::{EventLoop, LoopBuilder, WeakEventLoop, get_running_loop};
+pub use exception::{
+    ExceptionContext, ExceptionHandler, ExceptionSource, default_exception_handler,
+};
 pub use executor::{Executor, LocalExecutor, Task};
 pub use handle::{Handle, TimerHandle};
 pub use policy::{

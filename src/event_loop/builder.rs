@@ -178,6 +178,7 @@ impl LoopBuilder {
                 close_hooks: Mutex::new(self.close_hooks),
                 after_close_hooks: Mutex::new(self.after_close_hooks),
                 context: self.context,
+                exception_handler: std::sync::RwLock::new(None),
             }),
         };
         lp.report_through_hook();

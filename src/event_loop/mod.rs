@@ -5,13 +5,14 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use event_listener::Event;
 
 use crate::debug::{DebugEvent, DebugHook, Instrumented};
 use crate::error::Error;
+use crate::exception::{ExceptionContext, ExceptionHandler, ExceptionSource};
 use crate::executor::report::{Incident, message as panic_message};
 use crate::executor::{Executor, Task};
 use crate::handle::{Callbacks, Handle, TimerHandle};
@@ -83,6 +84,8 @@ struct Inner {
     close_hooks: Mutex<Vec<CloseHook>>,
     after_close_hooks: Mutex<Vec<CloseHook>>,
     context: Option<RunnerContext>,
+    /// See [`EventLoop::set_exception_handler`].
+    exception_handler: RwLock<Option<Arc<ExceptionHandler>>>,
 }
 
 type CloseHook = Box<dyn FnOnce(&EventLoop) + Send + 'static>;
@@ -277,21 +280,42 @@ impl EventLoop {
     }
 
     fn report_close_hook_panic(&self, panic: &(dyn std::any::Any + Send)) {
+        if self.exception_handler().is_some() {
+            let context = ExceptionContext::from_panic(
+                ExceptionSource::CloseHook,
+                "a close hook panicked (the loop closed all the same)",
+                panic,
+                None,
+            );
+            return crate::exception::report(Some(self), context);
+        }
         let message = panic_message(panic);
         (self.inner.hook)(&DebugEvent::CloseHookPanicked { loop_id: self.inner.id, message });
     }
 
-    /// Sends what the executor catches or leaks (see [`Incident`]) to the debug hook,
-    /// whether debug mode is on or not. Called once, by the builder.
+    /// Sends what the executor catches or leaks (see [`Incident`]) to the loop's
+    /// exception handler when one is set, else to the debug hook (whether debug mode is
+    /// on or not; a panic of a detached task goes to stderr). Called once, by the
+    /// builder.
     pub(crate) fn report_through_hook(&self) {
-        let (loop_id, hook) = (self.inner.id, self.inner.hook);
-        self.inner.executor.set_reporter(Box::new(move |incident| match incident {
-            Incident::DropPanicked { spawned_at, output, payload } => {
-                let message = panic_message(payload);
-                hook(&DebugEvent::DropPanicked { loop_id, spawned_at, output, message });
+        let (loop_id, hook, lp) = (self.inner.id, self.inner.hook, self.downgrade());
+        self.inner.executor.set_reporter(Box::new(move |incident| {
+            // A loop that is closing because its last handle went away has no handler
+            // to call any more: its incidents go to the debug hook.
+            if let Some(lp) = lp.upgrade().filter(|lp| lp.exception_handler().is_some()) {
+                return crate::exception::report(Some(&lp), incident_context(&incident));
             }
-            Incident::LocalTasksLeaked { count } => {
-                hook(&DebugEvent::LocalTasksLeaked { loop_id, count });
+            match incident {
+                Incident::DropPanicked { spawned_at, output, payload } => {
+                    let message = panic_message(payload);
+                    hook(&DebugEvent::DropPanicked { loop_id, spawned_at, output, message });
+                }
+                Incident::LocalTasksLeaked { count } => {
+                    hook(&DebugEvent::LocalTasksLeaked { loop_id, count });
+                }
+                Incident::TaskPanicked { .. } => {
+                    crate::exception::default_exception_handler(&incident_context(&incident))
+                }
             }
         }));
     }
@@ -455,11 +479,12 @@ impl EventLoop {
     /// assert_eq!(*seen.lock().unwrap(), [0, 1, 2]);
     /// # Ok::<(), polyloop::Error>(())
     /// ```
+    #[track_caller]
     pub fn call_soon<F: FnOnce() + Send + 'static>(&self, callback: F) -> Handle {
         self.expect_open();
         self.start_driver();
         let callback = self.instrument_callback(callback);
-        self.inner.callbacks.push_ready(callback)
+        self.inner.callbacks.push_ready(callback, Location::caller())
     }
 
     /// Schedules `callback` to run after `delay`. Callbacks run by deadline; equal
@@ -481,6 +506,7 @@ impl EventLoop {
     /// assert!(!h.is_cancelled());
     /// # Ok::<(), polyloop::Error>(())
     /// ```
+    #[track_caller]
     pub fn call_later<F: FnOnce() + Send + 'static>(
         &self,
         delay: Duration,
@@ -495,11 +521,12 @@ impl EventLoop {
     /// # Panics
     ///
     /// If the loop is closed.
+    #[track_caller]
     pub fn call_at<F: FnOnce() + Send + 'static>(&self, when: Instant, callback: F) -> TimerHandle {
         self.expect_open();
         self.start_driver();
         let callback = self.instrument_callback(callback);
-        self.inner.callbacks.push_timed(when, callback)
+        self.inner.callbacks.push_timed(when, callback, Location::caller())
     }
 
     /// The loop's clock (monotonic).
@@ -610,6 +637,19 @@ impl EventLoop {
         self.inner.close_hooks.lock().unwrap_or_else(PoisonError::into_inner).push(Box::new(hook));
     }
 
+    /// The loop's exception handler, if one is set.
+    pub(crate) fn exception_handler(&self) -> Option<Arc<ExceptionHandler>> {
+        self.inner.exception_handler.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn set_exception_handler_arc(&self, handler: Option<Arc<ExceptionHandler>>) {
+        let old = std::mem::replace(
+            &mut *self.inner.exception_handler.write().unwrap_or_else(PoisonError::into_inner),
+            handler,
+        );
+        drop(old);
+    }
+
     /// Claims the loop for a run on this thread.
     pub(crate) fn enter(&self) -> Result<RunGuard<'_>, Error> {
         let fork_generation = crate::fork::generation();
@@ -645,11 +685,19 @@ impl EventLoop {
     fn start_driver(&self) {
         if !self.inner.driver_started.swap(true, Ordering::AcqRel) {
             let callbacks = self.inner.callbacks.clone();
+            let lp = self.downgrade();
+            let report = move |panic: &(dyn std::any::Any + Send), loc| {
+                let context = ExceptionContext::from_panic(
+                    ExceptionSource::Callback,
+                    "a callback panicked (the loop goes on)",
+                    panic,
+                    Some(loc),
+                );
+                crate::exception::report(lp.upgrade().as_ref(), context);
+            };
             // SAFETY: the future is `Send + 'static`.
             let task = unsafe {
-                self.inner
-                    .executor
-                    .spawn_inner(callbacks.drive(report_callback_panic), driver_location())
+                self.inner.executor.spawn_inner(callbacks.drive(report), driver_location())
             };
             task.detach();
         }
@@ -678,6 +726,35 @@ impl EventLoop {
     }
 }
 
+/// What an exception handler is told of an executor's incident.
+fn incident_context(incident: &Incident<'_>) -> ExceptionContext {
+    match *incident {
+        Incident::TaskPanicked { spawned_at, payload } => ExceptionContext::from_panic(
+            ExceptionSource::Task,
+            "a detached task panicked",
+            payload,
+            Some(spawned_at),
+        ),
+        Incident::DropPanicked { spawned_at, output, payload } => ExceptionContext::from_panic(
+            ExceptionSource::Drop,
+            if output {
+                "dropping the output of a task panicked"
+            } else {
+                "dropping a task's future panicked"
+            },
+            payload,
+            Some(spawned_at),
+        ),
+        Incident::LocalTasksLeaked { count } => ExceptionContext::new(
+            ExceptionSource::Leak,
+            format!(
+                "leaked {count} !Send task(s) whose home thread has exited (they can only be \
+                 dropped on that thread)"
+            ),
+        ),
+    }
+}
+
 /// A location that stands for the loop's own callback driver.
 fn driver_location() -> &'static Location<'static> {
     static LOC: std::sync::OnceLock<&'static Location<'static>> = std::sync::OnceLock::new();
@@ -686,10 +763,6 @@ fn driver_location() -> &'static Location<'static> {
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
-}
-
-fn report_callback_panic(msg: &str) {
-    eprintln!("polyloop: a callback panicked (the loop goes on): {msg}");
 }
 
 /// Waits until `stop()` is called; if it was called before the run, lets one pass

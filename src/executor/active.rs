@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::mem::ManuallyDrop;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, RawWakerVTable, Waker};
@@ -306,13 +306,16 @@ impl<F: Future> Future for Tracked<F> {
         // and `Drop` below drops it in place.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: as above.
-        match unsafe { Pin::new_unchecked(&mut *this.future) }.poll(cx) {
-            Poll::Ready(out) => {
-                let r = &this.registration;
-                Poll::Ready(Finished::new(out, r.state, r.loc))
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
+        // A panic becomes the task's output: resumed by whoever awaits the task, and
+        // reported if nobody does (see `Finished`).
+        let out = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Ready(out)) => Ok(out),
+            Ok(Poll::Pending) => return Poll::Pending,
+            Err(panic) => Err(panic),
+        };
+        let r = &this.registration;
+        Poll::Ready(Finished::new(out, r.state, r.loc))
     }
 }
 

@@ -45,6 +45,8 @@ const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_micros(500);
 ///
 /// Dropping the executor drops every task that has not finished.
 ///
+/// A panic in a task resumes in whoever awaits it; the panic of a task that nobody
+/// awaits (detached, or its `Task` dropped after it finished) is reported on stderr.
 /// A panic while a task's future is dropped (when it is cancelled, or the executor
 /// drops it) is caught and reported on stderr, as is one while dropping the output of
 /// a task that nobody awaits; the executor goes on.

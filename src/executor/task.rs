@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::mem::{self, ManuallyDrop};
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
@@ -56,7 +56,8 @@ impl<T> Task<T> {
     /// ```
     pub fn detach(self) {
         let task = self.into_inner();
-        if mem::needs_drop::<T>() && task.is_finished() {
+        // Even an output that needs no drop may be a panic to report.
+        if task.is_finished() {
             // Nothing will read the output: drop it now (see `release`).
             release(task);
         } else {
@@ -98,7 +99,8 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         // SAFETY: `self.0` is not used again.
         let task = unsafe { ManuallyDrop::take(&mut self.0) };
-        if mem::needs_drop::<T>() && task.is_finished() {
+        // Even an output that needs no drop may be a panic to report.
+        if task.is_finished() {
             release(task);
         }
         // Otherwise async-task's drop cancels it; finishing later, or while it is
@@ -114,7 +116,8 @@ impl<T> Drop for Task<T> {
 fn release<T>(task: async_task::Task<Finished<T>>) {
     let mut cancel = pin!(task.cancel());
     let mut cx = Context::from_waker(Waker::noop());
-    // A panic of the task itself resumes here: nobody awaits it, so it goes.
+    // The task's own panic is in its output (`Finished`), reported by `drop_in_task`;
+    // nothing else here should unwind, and if it did it must not leave `drop`.
     if let Ok(Poll::Ready(Some(out))) =
         catch_unwind(AssertUnwindSafe(|| cancel.as_mut().poll(&mut cx)))
     {

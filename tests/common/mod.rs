@@ -186,3 +186,45 @@ pub(crate) fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
         (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))
     }
 }
+
+/// One case of a test binary whose cases each run in a process of their own: its name,
+/// its body, and the environment variables that process gets.
+pub(crate) type IsolatedCase = (&'static str, fn(), &'static [(&'static str, &'static str)]);
+
+/// Runs each case in a fresh process of this test binary (for process-wide state:
+/// signal dispositions, environment read once, thread counts), printing a line per case
+/// as the harness does; exits 1 if any case failed. Call it first thing in `main`.
+pub(crate) fn run_cases_isolated(cases: &[IsolatedCase]) {
+    const CASE_VAR: &str = "POLYLOOP_TEST_CASE";
+    if let Ok(name) = std::env::var(CASE_VAR) {
+        let (_, case, _) = cases.iter().find(|c| c.0 == name).expect("a known case");
+        case();
+        return;
+    }
+    println!("\nrunning {} tests", cases.len());
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut failed = Vec::new();
+    for (name, _, env) in cases {
+        let out = std::process::Command::new(&exe)
+            .env(CASE_VAR, name)
+            .envs(env.iter().copied())
+            .output()
+            .expect("the test binary starts again");
+        let ok = out.status.success();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            println!(
+                "---- {name} ({}) stdout:\n{}\n---- stderr:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            failed.push(*name);
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailures: {failed:?}");
+        std::process::exit(1);
+    }
+    println!("\ntest result: ok. {} passed", cases.len());
+}

@@ -352,7 +352,10 @@ pub(crate) fn deliver(
                 }
             };
             let cb = match lp {
-                Some(lp) => match lp.try_spawn(async move { call_handler(cb, pid, code) }) {
+                Some(lp) => match lp.try_spawn({
+                    let lp = lp.downgrade();
+                    async move { call_handler(cb, pid, code, lp.upgrade().as_ref()) }
+                }) {
                     Ok(task) => return task.detach(),
                     Err(_) => {
                         return eprintln!(
@@ -362,23 +365,24 @@ pub(crate) fn deliver(
                 },
                 None => cb,
             };
-            on_callback_thread(Box::new(move || call_handler(cb, pid, code)));
+            on_callback_thread(Box::new(move || call_handler(cb, pid, code, None)));
         }
     }
 }
 
-/// Calls a user's handler; a panic in it is reported on stderr (as asyncio logs an
-/// exception in a callback) and goes no further, so the thread or the task that
-/// delivers statuses keeps working.
-fn call_handler(cb: Callback, pid: u32, code: i32) {
+/// Calls a user's handler; a panic in it goes to the exception handler of the loop the
+/// watcher is attached to, else to stderr (as asyncio logs an exception in a callback),
+/// and no further, so the thread or the task that delivers statuses keeps working.
+fn call_handler(cb: Callback, pid: u32, code: i32, lp: Option<&EventLoop>) {
     let run = std::panic::AssertUnwindSafe(move || cb(pid, code));
     if let Err(panic) = std::panic::catch_unwind(run) {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string payload".into());
-        eprintln!("polyloop: the handler of child {pid} panicked: {what}");
+        let context = crate::exception::ExceptionContext::from_panic(
+            crate::exception::ExceptionSource::ChildHandler,
+            format!("the handler of child {pid} panicked"),
+            &*panic,
+            None,
+        );
+        crate::exception::report(lp, context);
     }
 }
 
