@@ -25,7 +25,6 @@
 //! - *removal*: a dropped, unstarted `blocking` task stays in its queue (and may start
 //!   a thread) until a thread pops it; here it leaves the queue at once.
 
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;

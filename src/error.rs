@@ -93,6 +93,14 @@ pub enum Error {
         /// The system's error, in words.
         reason: String,
     },
+    /// A signal cannot be handled: not a signal number, one that cannot be caught, or
+    /// the system refused.
+    Signal {
+        /// The number that was given.
+        signum: i32,
+        /// Why not, and what would be right.
+        reason: String,
+    },
     /// A child watcher of this kind cannot be made here.
     ChildWatcherUnavailable {
         /// The kind, e.g. `"pidfd"`.
@@ -207,6 +215,9 @@ impl fmt::Display for Error {
                  stopped. Ask for fewer threads (POLYLOOP_WORKERS), or raise the limit on \
                  threads (ulimit -u)"
             ),
+            Error::Signal { signum, reason } => {
+                write!(f, "cannot handle signal {signum}: {reason}")
+            }
             Error::ChildWatcherUnavailable { kind, reason } => {
                 write!(f, "the {kind} child watcher cannot be created: {reason}")
             }

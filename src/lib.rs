@@ -122,6 +122,8 @@ pub mod plugin;
 mod policy;
 pub mod process;
 mod settings;
+#[cfg(unix)]
+pub mod signal;
 
 use std::fmt;
 use std::future::Future;

@@ -637,6 +637,19 @@ impl EventLoop {
         self.inner.close_hooks.lock().unwrap_or_else(PoisonError::into_inner).push(Box::new(hook));
     }
 
+    /// `call_soon` with the location to report a panic with, or the error of a closed
+    /// loop.
+    pub(crate) fn try_call_soon_at<F: FnOnce() + Send + 'static>(
+        &self,
+        callback: F,
+        loc: &'static Location<'static>,
+    ) -> Result<Handle, Error> {
+        self.check_open()?;
+        self.start_driver();
+        let callback = self.instrument_callback(callback);
+        Ok(self.inner.callbacks.push_ready(callback, loc))
+    }
+
     /// The loop's exception handler, if one is set.
     pub(crate) fn exception_handler(&self) -> Option<Arc<ExceptionHandler>> {
         self.inner.exception_handler.read().unwrap_or_else(PoisonError::into_inner).clone()

@@ -30,7 +30,7 @@ mod multi_loop;
 pub(crate) mod pidfd;
 pub(crate) mod polling;
 pub(crate) mod reactor;
-mod readable;
+pub(crate) mod readable;
 mod safe;
 mod sigchld;
 mod threaded;
