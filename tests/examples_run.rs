@@ -140,3 +140,89 @@ fn pipeline() {
     );
     assert!(out.contains("sleep after SIGTERM: signal: 15 (SIGTERM)"), "{out}");
 }
+
+/// The path of a built example: the one `cargo test` built next to this test, else
+/// built now.
+fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(|d| d.parent()).unwrap().join("examples").join(name);
+    if !path.is_file() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo starts");
+        assert!(status.success(), "building example {name} failed");
+    }
+    path
+}
+
+#[test]
+fn graceful_shutdown() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::time::{Duration, Instant};
+
+    let mut example = Command::new(example_binary("graceful_shutdown"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the example starts");
+    let mut stdout = BufReader::new(example.stdout.take().unwrap());
+    // Read up to the ready line (the example prints it once its handlers are in).
+    let mut head = String::new();
+    let mut child_pid = None;
+    while !head.contains("ready: pid") {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let _ = example.kill();
+            panic!(
+                "the example ended before it was ready:\n{head}{:?}",
+                example.wait_with_output()
+            );
+        }
+        if let Some(pid) = line.strip_prefix("child ").and_then(|r| r.strip_suffix(" started\n")) {
+            child_pid = Some(pid.parse::<u32>().unwrap());
+        }
+        head.push_str(&line);
+    }
+    let child_pid = child_pid.expect("the example printed its child's pid");
+    assert!(std::path::Path::new(&format!("/proc/{child_pid}")).exists(), "the child runs");
+    // Let it work a moment, then ask it to stop.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: sends SIGTERM to the example, our child, which has not been reaped.
+    assert_eq!(unsafe { libc::kill(example.id() as i32, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = example.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = example.kill();
+            panic!("watchdog: the example did not end within 60 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut tail = String::new();
+    stdout.read_to_string(&mut tail).unwrap();
+    let mut stderr = String::new();
+    example.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let out = format!("{head}{tail}");
+    assert!(status.success(), "the example exits 0 after SIGTERM: {status}\n{out}\n{stderr}");
+    for line in [
+        "got SIGTERM, shutting down",
+        "stopped accepting requests",
+        "cancelled the long poll task at the deadline",
+        &format!("child {child_pid} killed and reaped (signal: 9 (SIGKILL))"),
+        "heartbeat stopped after ",
+        "loop closed, exiting with 0",
+    ] {
+        assert!(out.contains(line), "{line:?} not in:\n{out}\n{stderr}");
+    }
+    let tasks = out.lines().find(|l| l.starts_with("tasks: ")).expect("a tasks line");
+    assert!(tasks.ends_with(" cancelled") && !tasks.contains(" 0 cancelled"), "{tasks}");
+    // The child was reaped by the example: no process has its pid any more.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{child_pid}")).exists(),
+        "the example's child {child_pid} is still there"
+    );
+}
