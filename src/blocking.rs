@@ -24,7 +24,11 @@
 //!   pool starts afresh in a child, as the loops do;
 //! - *removal*: a dropped, unstarted `blocking` task stays in its queue (and may start
 //!   a thread) until a thread pops it; here it leaves the queue at once.
-
+//!
+//! The spawner that starts children for
+//! [`Command::start_on_spawner`](crate::process::Command::start_on_spawner) runs on this
+//! pool too (with a bound of its own on how many children start at once), so a program
+//! has one pool of blocking threads, not two.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -355,12 +359,31 @@ fn pool() -> MutexGuard<'static, PoolState> {
     pool
 }
 
+/// Runs `f` on the blocking pool, with nobody waiting for it (for the spawner, whose
+/// jobs report back on their own). `f` must catch its own panics: one would be lost.
+#[track_caller]
+pub(crate) fn execute(f: impl FnOnce() + Send + 'static) {
+    drop(queue(f, None, Location::caller()));
+}
+
 /// Queues `f` and starts a thread if none is free and the bound allows.
 fn submit<T, F>(
     f: F,
     lp: Option<crate::event_loop::WeakEventLoop>,
     loc: &'static Location<'static>,
 ) -> Unblock<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Unblock { job: queue(f, lp, loc), finished: false }
+}
+
+fn queue<T, F>(
+    f: F,
+    lp: Option<crate::event_loop::WeakEventLoop>,
+    loc: &'static Location<'static>,
+) -> Arc<Job<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -393,7 +416,7 @@ where
             }
         }
     }
-    Unblock { job, finished: false }
+    job
 }
 
 /// Takes a job that was not started out of the queue.

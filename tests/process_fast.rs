@@ -98,8 +98,9 @@ fn handler_watching_a_child_from_a_fast_reap_does_not_deadlock() {
     w2.close();
 }
 
+/// Threads of the blocking pool, where spawner jobs run (nothing else here uses it).
 fn spawner_threads() -> usize {
-    common::threads().iter().filter(|(_, name)| name == "polyloop-spawn").count()
+    common::threads().iter().filter(|(_, name)| name == "polyloop-block").count()
 }
 
 /// While a fast watcher is open, a child started from `status` is started on the

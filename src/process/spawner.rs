@@ -7,8 +7,9 @@
 //! it starts children one at a time however many cores there are. Spawner threads
 //! take that wait instead: a loop's thread stays free, and children start in parallel.
 //!
-//! The threads are started on demand, at most [`max_threads`], and each ends after
-//! [`IDLE`] without work.
+//! The spawner runs on the blocking pool ([`crate::blocking`]): at most [`max_threads`]
+//! of its pool jobs at a time, each taking spawns from the spawner's queue until it is
+//! empty. The pool's threads start on demand and end when idle.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -16,18 +17,14 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use super::child::Child;
-
-/// How long a spawner thread waits for work before it ends.
-const IDLE: Duration = Duration::from_millis(500);
 
 /// What a spawner thread runs: starts the child of `cmd`.
 type Work = Box<dyn FnOnce(&mut std::process::Command) -> io::Result<Child> + Send>;
 
-/// At most this many spawner threads: four per core (a spawner waits on its child's
-/// exec most of the time), from 4 to 64.
+/// At most this many children start at once, each on a thread of the blocking pool:
+/// four per core (a spawner waits on its child's exec most of the time), from 4 to 64.
 pub(crate) fn max_threads() -> usize {
     static MAX: OnceLock<usize> = OnceLock::new();
     *MAX.get_or_init(|| {
@@ -36,78 +33,52 @@ pub(crate) fn max_threads() -> usize {
     })
 }
 
-struct Pool {
-    state: Mutex<PoolState>,
-    work: Condvar,
-}
-
-struct PoolState {
+struct Queue {
     /// The fork generation the rest is from: a forked child has none of its parent's
-    /// spawner threads, nor can it wait for their jobs.
+    /// pool threads, nor can it wait for their jobs.
     generation: u64,
     jobs: VecDeque<Arc<Job>>,
-    /// Spawner threads alive, and how many of them wait for work.
-    threads: usize,
-    idle: usize,
+    /// Pool jobs taking spawns from `jobs` now.
+    runners: usize,
 }
 
-static POOL: Pool = Pool {
-    state: Mutex::new(PoolState { generation: 0, jobs: VecDeque::new(), threads: 0, idle: 0 }),
-    work: Condvar::new(),
-};
+static QUEUE: Mutex<Queue> = Mutex::new(Queue { generation: 0, jobs: VecDeque::new(), runners: 0 });
 
-fn pool() -> MutexGuard<'static, PoolState> {
-    POOL.state.lock().unwrap_or_else(PoisonError::into_inner)
+fn queue() -> MutexGuard<'static, Queue> {
+    QUEUE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Queues `job`, starting a spawner thread if none is free and the limit allows.
+/// Queues `job`, and starts a runner on the blocking pool if the limit allows.
 fn submit(job: Arc<Job>) {
-    let mut pool = pool();
-    if pool.generation != job.generation {
+    let mut queue = queue();
+    if queue.generation != job.generation {
         // In a forked child: start afresh.
-        pool.jobs.clear();
-        pool.threads = 0;
-        pool.idle = 0;
-        pool.generation = job.generation;
+        queue.jobs.clear();
+        queue.runners = 0;
+        queue.generation = job.generation;
     }
-    pool.jobs.push_back(job);
-    if pool.idle > 0 {
-        POOL.work.notify_one();
-    }
-    if pool.jobs.len() > pool.idle && pool.threads < max_threads() {
-        pool.threads += 1;
-        let started =
-            std::thread::Builder::new().name("polyloop-spawn".into()).spawn(spawner_thread);
-        if started.is_err() {
-            pool.threads -= 1;
-            if pool.threads == 0 {
-                // No thread at all to run it: start the children here rather than never.
-                let jobs = std::mem::take(&mut pool.jobs);
-                drop(pool);
-                jobs.into_iter().for_each(|job| job.run());
-            }
-        }
+    queue.jobs.push_back(job);
+    if queue.runners < max_threads() {
+        queue.runners += 1;
+        drop(queue);
+        crate::blocking::execute(run_spawns);
     }
 }
 
-fn spawner_thread() {
-    let mut pool = pool();
+/// A job of the blocking pool: starts the queued children until none is left.
+fn run_spawns() {
     loop {
-        if let Some(job) = pool.jobs.pop_front() {
-            drop(pool);
-            job.run();
-            pool = self::pool();
-            continue;
-        }
-        pool.idle += 1;
-        let (guard, wait) =
-            POOL.work.wait_timeout(pool, IDLE).unwrap_or_else(PoisonError::into_inner);
-        pool = guard;
-        pool.idle -= 1;
-        if wait.timed_out() && pool.jobs.is_empty() {
-            pool.threads -= 1;
-            return;
-        }
+        let job = {
+            let mut queue = queue();
+            match queue.jobs.pop_front() {
+                Some(job) => job,
+                None => {
+                    queue.runners -= 1;
+                    return;
+                }
+            }
+        };
+        job.run();
     }
 }
 
@@ -134,7 +105,7 @@ impl Job {
 
     fn run(&self) {
         let Some((mut cmd, work)) = self.lock().todo.take() else { return };
-        // A panic must neither end the spawner thread nor leave the caller waiting.
+        // A panic must neither end the runner nor leave the caller waiting.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut cmd)))
             .unwrap_or_else(|_| Err(io::Error::other("polyloop: starting the child panicked")));
         let waker = {
@@ -144,8 +115,7 @@ impl Job {
         };
         self.done.notify_all();
         if let Some(waker) = waker {
-            // A waker that panics must not end the spawner thread (it would stay
-            // counted as alive).
+            // A waker that panics must not end the runner (it would stay counted).
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
         }
     }
@@ -231,7 +201,7 @@ impl Drop for Spawn<'_> {
 mod tests {
     use super::*;
     use std::sync::mpsc;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     /// The tests fill the pool and count its threads: one at a time.
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -240,15 +210,9 @@ mod tests {
         SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn spawner_threads() -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .flatten()
-            .filter(|t| {
-                std::fs::read_to_string(t.path().join("comm"))
-                    .is_ok_and(|c| c.trim() == "polyloop-spawn")
-            })
-            .count()
+    /// Children being started at once (pool jobs taking spawns).
+    fn runners() -> usize {
+        queue().runners
     }
 
     /// Work that reports where it ran, as an error (no child is started).
@@ -263,7 +227,7 @@ mod tests {
         let mut cmd = std::process::Command::new("true");
         cmd.arg("x");
         let err = futures_lite::future::block_on(spawn(&mut cmd, report_thread)).unwrap_err();
-        assert_eq!(err.to_string(), "ran on Some(\"polyloop-spawn\")");
+        assert_eq!(err.to_string(), "ran on Some(\"polyloop-block\")");
         assert_eq!(cmd.get_program(), "true");
         assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["x"]);
     }
@@ -299,12 +263,13 @@ mod tests {
     fn threads_are_bounded_and_a_queued_spawn_dropped_takes_its_command_back_at_once() {
         let _serial = serial();
         let (release, blockers) = fill_pool();
-        assert_eq!(spawner_threads(), max_threads(), "one thread per blocked spawn, no more");
+        assert_eq!(runners(), max_threads(), "one runner per blocked spawn, no more");
+        assert!(crate::blocking::threads() >= max_threads(), "each on a pool thread");
 
         // Queued behind the blocked ones: dropping it takes the command back unstarted.
         let mut cmd = std::process::Command::new("queued");
         let queued = spawn(&mut cmd, |_| panic!("a dropped spawn never runs"));
-        assert!(spawner_threads() <= max_threads());
+        assert_eq!(runners(), max_threads(), "the queued spawn waits for a runner");
         drop(queued);
         assert_eq!(cmd.get_program(), "queued");
 
@@ -343,7 +308,7 @@ mod tests {
         let err = futures_lite::future::block_on(spawn(&mut cmd, |_| panic!("boom")));
         assert_eq!(err.unwrap_err().to_string(), "polyloop: starting the child panicked");
         let err = futures_lite::future::block_on(spawn(&mut cmd, report_thread)).unwrap_err();
-        assert_eq!(err.to_string(), "ran on Some(\"polyloop-spawn\")");
+        assert_eq!(err.to_string(), "ran on Some(\"polyloop-block\")");
     }
 
     #[test]
@@ -370,10 +335,10 @@ mod tests {
         drop(go_tx); // the work finishes, and wakes the waker that panics
         woken_rx.recv_timeout(Duration::from_secs(10)).expect("the waker is woken");
         let err = futures_lite::future::block_on(spawning).unwrap_err();
-        assert_eq!(err.to_string(), "ran on Some(\"polyloop-spawn\")");
-        // All spawner threads still serve: one per blocked spawn, as many as allowed.
+        assert_eq!(err.to_string(), "ran on Some(\"polyloop-block\")");
+        // All runners still serve: one per blocked spawn, as many as allowed.
         let (release, blockers) = fill_pool();
-        assert_eq!(spawner_threads(), max_threads());
+        assert_eq!(runners(), max_threads());
         drop(release);
         for blocked in blockers {
             let _ = futures_lite::future::block_on(blocked);
@@ -381,13 +346,13 @@ mod tests {
     }
 
     #[test]
-    fn spawner_threads_end_when_idle() {
+    fn runners_and_their_pool_threads_end_when_idle() {
         let _serial = serial();
         let mut cmd = std::process::Command::new("true");
         let _ = futures_lite::future::block_on(spawn(&mut cmd, report_thread));
         let start = Instant::now();
-        while spawner_threads() > 0 {
-            assert!(start.elapsed() < Duration::from_secs(10), "spawner threads never ended");
+        while runners() > 0 || crate::blocking::threads() > 0 {
+            assert!(start.elapsed() < Duration::from_secs(30), "the pool threads never ended");
             std::thread::sleep(Duration::from_millis(10));
         }
     }
