@@ -43,12 +43,12 @@ use crate::event_loop::EventLoop;
 use crate::exception::{ExceptionContext, ExceptionSource};
 
 /// The environment variable that sets [`max_threads`].
-pub const THREADS_ENV: &str = "POLYLOOP_BLOCKING_THREADS";
+pub const THREADS_ENV: &str = crate::settings::BLOCKING_THREADS_ENV;
 /// The bound on the pool's threads when `POLYLOOP_BLOCKING_THREADS` is unset: blocking
 /// work mostly waits (on files, DNS, locks), so many threads may be useful at once.
-pub const DEFAULT_MAX_THREADS: usize = 512;
+pub const DEFAULT_MAX_THREADS: usize = crate::settings::DEFAULT_BLOCKING_THREADS;
 /// The largest value `POLYLOOP_BLOCKING_THREADS` may hold.
-pub const MAX_MAX_THREADS: usize = 10_000;
+pub const MAX_MAX_THREADS: usize = crate::settings::MAX_BLOCKING_THREADS;
 /// How long a pool thread waits for work before it ends.
 const IDLE: Duration = Duration::from_millis(500);
 /// The name of the pool's threads (at most 15 bytes: Linux keeps no more).
@@ -100,23 +100,7 @@ where
 /// ```
 pub fn max_threads() -> Result<usize, Error> {
     static MAX: OnceLock<Result<usize, Error>> = OnceLock::new();
-    MAX.get_or_init(|| parse_max_threads(std::env::var(THREADS_ENV))).clone()
-}
-
-fn parse_max_threads(var: Result<String, std::env::VarError>) -> Result<usize, Error> {
-    let value = match var {
-        Err(std::env::VarError::NotPresent) => return Ok(DEFAULT_MAX_THREADS),
-        Ok(v) => v,
-        Err(std::env::VarError::NotUnicode(v)) => v.to_string_lossy().into_owned(),
-    };
-    match value.trim().parse::<usize>() {
-        Ok(n) if (1..=MAX_MAX_THREADS).contains(&n) => Ok(n),
-        _ => Err(Error::InvalidEnv {
-            var: THREADS_ENV,
-            value,
-            expected: format!("a whole number of blocking threads from 1 to {MAX_MAX_THREADS}"),
-        }),
-    }
+    MAX.get_or_init(crate::settings::blocking_threads).clone()
 }
 
 impl EventLoop {
@@ -453,27 +437,4 @@ fn worker() {
 #[doc(hidden)]
 pub fn threads() -> usize {
     pool().threads
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bad_values_of_the_variable_are_errors_that_say_what_is_allowed() {
-        use std::env::VarError;
-        assert_eq!(parse_max_threads(Err(VarError::NotPresent)), Ok(DEFAULT_MAX_THREADS));
-        assert_eq!(parse_max_threads(Ok(" 8 ".into())), Ok(8));
-        assert_eq!(parse_max_threads(Ok("10000".into())), Ok(10_000));
-        for bad in ["", "0", "-1", "ten", "10001", "1.5"] {
-            let err = parse_max_threads(Ok(bad.into())).unwrap_err();
-            assert_eq!(
-                err.to_string(),
-                format!(
-                    "POLYLOOP_BLOCKING_THREADS={bad:?} is not valid; expected a whole number \
-                     of blocking threads from 1 to 10000"
-                )
-            );
-        }
-    }
 }

@@ -1,6 +1,6 @@
 //! Settings read from the environment, and the options a program passes to whatever
-//! policy it installs: `POLYLOOP_POLICY`, `POLYLOOP_WORKERS`, `POLYLOOP_DEBUG` and
-//! [`PolicyOptions`].
+//! policy it installs: `POLYLOOP_POLICY`, `POLYLOOP_WORKERS`, `POLYLOOP_DEBUG`,
+//! `POLYLOOP_BLOCKING_THREADS` and [`PolicyOptions`].
 //!
 //! This module sits below the event loop: loops read their debug setting here, policies
 //! their worker counts, and the plug-in registry the policy's name. It imports nothing
@@ -159,5 +159,63 @@ pub(crate) fn debug() -> Result<bool, Error> {
             value: v.to_string_lossy().into_owned(),
             expected: "1 or true (debug on), 0 or false (off)".into(),
         }),
+    }
+}
+
+/// The variable that bounds the blocking pool (see [`crate::blocking::max_threads`]).
+pub(crate) const BLOCKING_THREADS_ENV: &str = "POLYLOOP_BLOCKING_THREADS";
+/// The blocking pool's bound when the variable is unset.
+pub(crate) const DEFAULT_BLOCKING_THREADS: usize = 512;
+/// The largest bound the variable may set.
+pub(crate) const MAX_BLOCKING_THREADS: usize = 10_000;
+
+/// The blocking pool's bound: `POLYLOOP_BLOCKING_THREADS`, else 512.
+///
+/// # Errors
+///
+/// [`Error::InvalidEnv`] unless the variable is unset or a whole number from 1 to
+/// 10000.
+pub(crate) fn blocking_threads() -> Result<usize, Error> {
+    parse_blocking_threads(std::env::var(BLOCKING_THREADS_ENV))
+}
+
+fn parse_blocking_threads(var: Result<String, std::env::VarError>) -> Result<usize, Error> {
+    let value = match var {
+        Err(std::env::VarError::NotPresent) => return Ok(DEFAULT_BLOCKING_THREADS),
+        Ok(v) => v,
+        Err(std::env::VarError::NotUnicode(v)) => v.to_string_lossy().into_owned(),
+    };
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_BLOCKING_THREADS).contains(&n) => Ok(n),
+        _ => Err(Error::InvalidEnv {
+            var: BLOCKING_THREADS_ENV,
+            value,
+            expected: format!(
+                "a whole number of blocking threads from 1 to {MAX_BLOCKING_THREADS}"
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_of_the_variable_are_errors_that_say_what_is_allowed() {
+        use std::env::VarError;
+        assert_eq!(parse_blocking_threads(Err(VarError::NotPresent)), Ok(DEFAULT_BLOCKING_THREADS));
+        assert_eq!(parse_blocking_threads(Ok(" 8 ".into())), Ok(8));
+        assert_eq!(parse_blocking_threads(Ok("10000".into())), Ok(10_000));
+        for bad in ["", "0", "-1", "ten", "10001", "1.5"] {
+            let err = parse_blocking_threads(Ok(bad.into())).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "POLYLOOP_BLOCKING_THREADS={bad:?} is not valid; expected a whole number \
+                     of blocking threads from 1 to 10000"
+                )
+            );
+        }
     }
 }
