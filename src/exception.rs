@@ -1,10 +1,12 @@
 //! Panics that nobody awaits: asyncio's exception handler.
 //!
 //! A panic in a detached task, in a callback, in a child-exit handler, in blocking work
-//! whose future was dropped, or while a future is dropped, has nobody to resume in.
-//! Each of them is handed to one function, [`report`], which calls the loop's handler
-//! (set with [`EventLoop::set_exception_handler`]) or, without one, the default: a line
-//! on stderr.
+//! whose future was dropped, in a close hook, or while a task's future or output is
+//! dropped, has nobody to resume in. Each of them is handed to one function, [`report`],
+//! which calls the loop's handler (set with [`EventLoop::set_exception_handler`]) or,
+//! without one, the default: a line on stderr. What the executor catches (see
+//! `executor/report.rs`) comes here through the loop's reporter, which without a handler
+//! sends it to the loop's debug hook, as it did before there were handlers.
 
 use std::any::Any;
 use std::cell::Cell;
@@ -27,7 +29,8 @@ pub enum ExceptionSource {
     Callback,
     /// A handler given to `add_child_handler`.
     ChildHandler,
-    /// The drop of a future (a task's, when it is cancelled or its loop closed).
+    /// The drop of a task's future (when it is cancelled, or its loop closed), or of a
+    /// task's output that nobody claimed: the executor caught the panic.
     Drop,
     /// A closure of [`unblock`](crate::unblock) or
     /// [`run_in_executor`](EventLoop::run_in_executor) whose future was dropped.
@@ -134,14 +137,21 @@ impl fmt::Display for ExceptionContext {
 
 impl EventLoop {
     /// Sets the handler of panics that nobody awaits on this loop, as asyncio's
-    /// `loop.set_exception_handler`; `None` restores the default, which prints one line
-    /// on stderr.
+    /// `loop.set_exception_handler`; `None` restores the default: one line on stderr,
+    /// except for what the executor catches while dropping a task's future or output,
+    /// what it leaks, and a close hook's panic that `close()` does not resume, which go
+    /// to the loop's debug hook ([`DebugEvent`](crate::DebugEvent); stderr by default).
     ///
     /// The handler is called for panics in detached tasks (and tasks whose `Task` was
     /// dropped after they panicked), in callbacks, in child-exit handlers of watchers
     /// attached to this loop, in blocking work of
-    /// [`run_in_executor`](EventLoop::run_in_executor) whose future was dropped, and in
-    /// the drop of a future. It runs on whichever thread caught the panic. A panic in
+    /// [`run_in_executor`](EventLoop::run_in_executor) whose future was dropped, in close
+    /// hooks whose panic `close()` does not resume, for panics the executor catches while
+    /// it drops a task's future or an output nobody claimed ([`ExceptionSource::Drop`]),
+    /// and for `!Send` tasks leaked because their home thread was gone
+    /// ([`ExceptionSource::Leak`]). A loop whose last handle was dropped has no handler
+    /// any more: what its close reports goes to the debug hook. The handler runs on
+    /// whichever thread caught the panic. A panic in
     /// the handler itself is printed on stderr and goes no further; a report made while
     /// the handler runs on the same thread goes to stderr too, so that a handler can
     /// never call itself.
