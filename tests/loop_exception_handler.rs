@@ -1,6 +1,6 @@
 //! `EventLoop::set_exception_handler`: panics that nobody awaits (detached tasks,
-//! callbacks, child-exit handlers) go to the loop's handler with what happened and
-//! where; `None` restores the default (stderr); a panicking handler is reported on
+//! callbacks, child-exit handlers, drops of a task's future or output, close hooks) go
+//! to the loop's handler with what happened and where; `None` restores the default (stderr); a panicking handler is reported on
 //! stderr and never loops.
 //!
 //! One process per case (`harness = false`): some cases read this process's stderr.
@@ -118,6 +118,62 @@ fn a_child_handlers_panic_reaches_the_handler_of_the_watchers_loop() {
     lp.close().unwrap();
 }
 
+/// A value whose drop panics.
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
+fn a_panic_while_dropping_a_future_reaches_the_handler_with_its_spawn_location() {
+    let (lp, seen) = recording_loop();
+    let line = line!() + 1;
+    let task = lp.spawn(async {
+        let _guard = PanicOnDrop("future drop boom");
+        std::future::pending::<()>().await
+    });
+    // Polled once, so that the guard lives in the future.
+    lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
+    drop(task);
+    run_until_seen(&lp, &seen, 1);
+    let ctx = seen.lock().unwrap()[0].clone();
+    assert_eq!(ctx.source(), ExceptionSource::Drop);
+    assert_eq!(ctx.message(), "dropping a task's future panicked");
+    assert_eq!(ctx.panic_message(), Some("future drop boom"));
+    let loc = ctx.location().unwrap();
+    assert_eq!((loc.file(), loc.line()), ("tests/loop_exception_handler.rs", line));
+    assert!(ctx.to_string().contains("(spawned at tests/loop_exception_handler.rs:"));
+    lp.close().unwrap();
+}
+
+fn a_panic_while_dropping_an_unclaimed_output_reaches_the_handler() {
+    let (lp, seen) = recording_loop();
+    let line = line!() + 1;
+    lp.spawn(async { PanicOnDrop("output drop boom") }).detach();
+    run_until_seen(&lp, &seen, 1);
+    let ctx = seen.lock().unwrap()[0].clone();
+    assert_eq!(ctx.source(), ExceptionSource::Drop);
+    assert_eq!(ctx.message(), "dropping the output of a task panicked");
+    assert_eq!(ctx.panic_message(), Some("output drop boom"));
+    let loc = ctx.location().unwrap();
+    assert_eq!((loc.file(), loc.line()), ("tests/loop_exception_handler.rs", line));
+    lp.close().unwrap();
+}
+
+fn a_close_hooks_panic_that_close_does_not_resume_reaches_the_handler() {
+    let (lp, seen) = recording_loop();
+    lp.on_close(|_| panic!("first hook"));
+    lp.on_close(|_| panic!("second hook"));
+    let resumed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.close()));
+    assert_eq!(resumed.unwrap_err().downcast_ref::<&str>(), Some(&"first hook"));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].source(), ExceptionSource::CloseHook);
+    assert_eq!(seen[0].panic_message(), Some("second hook"));
+}
+
 fn none_restores_the_default() {
     let (lp, seen) = recording_loop();
     assert!(lp.get_exception_handler().is_some());
@@ -193,6 +249,21 @@ fn main() {
         (
             "a_child_handlers_panic_reaches_the_handler_of_the_watchers_loop",
             a_child_handlers_panic_reaches_the_handler_of_the_watchers_loop,
+            &[],
+        ),
+        (
+            "a_panic_while_dropping_a_future_reaches_the_handler_with_its_spawn_location",
+            a_panic_while_dropping_a_future_reaches_the_handler_with_its_spawn_location,
+            &[],
+        ),
+        (
+            "a_panic_while_dropping_an_unclaimed_output_reaches_the_handler",
+            a_panic_while_dropping_an_unclaimed_output_reaches_the_handler,
+            &[],
+        ),
+        (
+            "a_close_hooks_panic_that_close_does_not_resume_reaches_the_handler",
+            a_close_hooks_panic_that_close_does_not_resume_reaches_the_handler,
             &[],
         ),
         ("none_restores_the_default", none_restores_the_default, &[]),
