@@ -34,8 +34,20 @@
 //! After that no thread or file descriptor of the loop remains, unless a blocking task
 //! outlived the timeout. (`close()` called from a task that tokio runs cannot wait for
 //! its own thread: it shuts the runtime down in the background instead, and tokio's
-//! threads end on their own soon after.) A loop that is never closed keeps its runtime until the
-//! process ends.
+//! threads end on their own soon after.)
+//!
+//! Dropping the last handle of a loop closes it in the same way: its worker threads
+//! hold no handle of it (they lend themselves through a
+//! [`WeakEventLoop`](polyloop::WeakEventLoop)), so a loop that nobody holds any more
+//! does not keep its workers, tasks or runtime.
+//!
+//! # Worker counts and thread limits
+//!
+//! A loop has at most [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS) worker threads:
+//! a larger count is [`Error::TooManyWorkers`] (or [`Error::InvalidEnv`] from
+//! `POLYLOOP_WORKERS`), and no thread starts. When the system refuses a thread the
+//! loop needs (a limit such as `ulimit -u`), making the loop is [`Error::ThreadStart`],
+//! and the threads already started for it are stopped and joined first.
 //!
 //! # Child processes
 //!
@@ -129,7 +141,9 @@ impl TokioPolicy {
     }
 
     /// A policy whose loops get exactly `workers` worker threads each, besides the
-    /// thread that runs the loop (0: none).
+    /// thread that runs the loop (0: none). Above
+    /// [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS), its `new_event_loop` is
+    /// [`Error::TooManyWorkers`].
     pub fn with_workers(workers: usize) -> TokioPolicy {
         TokioPolicy::with_builder(TokioLoopBuilder::new().workers(workers))
     }
@@ -157,7 +171,9 @@ impl TokioPolicy {
     /// # Errors
     ///
     /// [`Error::InvalidEnv`] if the count comes from `POLYLOOP_WORKERS` and that is not
-    /// a whole number of at least 1.
+    /// a whole number from 1 to [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS);
+    /// [`Error::TooManyWorkers`] for a count above it given in code or in
+    /// [`PolicyOptions::workers`](polyloop::plugin::PolicyOptions::workers).
     pub fn workers(&self) -> Result<usize, Error> {
         self.builder.resolved_workers()
     }
@@ -199,7 +215,9 @@ impl EventLoopPolicy for TokioPolicy {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`.
+    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`;
+    /// [`Error::TooManyWorkers`] and [`Error::ThreadStart`] as
+    /// [`TokioLoopBuilder::build`].
     fn new_event_loop(&self) -> Result<EventLoop, Error> {
         self.builder.build()
     }
@@ -239,7 +257,8 @@ impl TokioLoopBuilder {
     }
 
     /// Worker threads that run the loop's `Send` tasks besides the loop's own thread
-    /// (0: none).
+    /// (0: none). [`build`](TokioLoopBuilder::build) refuses more than
+    /// [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
@@ -270,10 +289,10 @@ impl TokioLoopBuilder {
 
     fn resolved_workers(&self) -> Result<usize, Error> {
         if let Some(n) = self.workers {
-            return Ok(n);
+            return polyloop::plugin::check_workers(n);
         }
         if let Some(n) = polyloop::plugin::options().workers {
-            return Ok(n);
+            return polyloop::plugin::check_workers(n);
         }
         // An unset POLYLOOP_WORKERS means no workers here, not one per core.
         match std::env::var_os("POLYLOOP_WORKERS") {
@@ -288,21 +307,20 @@ impl TokioLoopBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`.
+    /// - [`Error::InvalidEnv`] for a bad `POLYLOOP_WORKERS` or `POLYLOOP_DEBUG`;
+    /// - [`Error::TooManyWorkers`] for more than
+    ///   [`MAX_WORKERS`](polyloop::plugin::MAX_WORKERS) workers: no thread starts;
+    /// - [`Error::ThreadStart`] if the system refuses to start a worker thread or one of
+    ///   tokio's threads (a limit on threads, such as `ulimit -u`): the threads already
+    ///   started for the loop are stopped and joined first.
     ///
     /// # Panics
     ///
-    /// If the system refuses to start a thread or make the runtime's epoll; the message
+    /// If the system refuses to make the runtime's epoll or other drivers; the message
     /// says which.
     pub fn build(&self) -> Result<EventLoop, Error> {
         let workers = self.resolved_workers()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(self.tokio_threads)
-            .thread_name("polyloop-tokio")
-            .on_thread_start(|| ON_TOKIO_THREAD.set(true))
-            .enable_all()
-            .build()
-            .unwrap_or_else(|err| panic!("polyloop-tokio: could not start a tokio runtime: {err}"));
+        let runtime = self.start_runtime()?;
         // The context holds the handle only until close(): a handle keeps the runtime's
         // drivers (and their fds) alive, and the loop itself may live on after close.
         let handle = Arc::new(Mutex::new(Some(runtime.handle().clone())));
@@ -342,11 +360,15 @@ impl TokioLoopBuilder {
             })
             .build()?;
         for i in 0..workers {
-            let (worker_lp, worker_pool) = (lp.clone(), pool.clone());
+            // A handle here would keep the loop open for as long as the worker runs,
+            // which is until the loop closes: a loop dropped without close() could
+            // never go.
+            let (worker_lp, worker_pool) = (lp.downgrade(), pool.clone());
             let spawned = thread::Builder::new()
                 .name(format!("polyloop-tokio-{}-{i}", lp.id()))
                 .spawn(move || {
-                    // `Closed`: the loop was closed before this worker got going.
+                    // `Closed`: the loop was closed (or let go) before this worker got
+                    // going.
                     let _ = worker_lp.run_worker(worker_pool.wait_stopped());
                 });
             match spawned {
@@ -354,12 +376,51 @@ impl TokioLoopBuilder {
                     pool.threads.lock().unwrap_or_else(PoisonError::into_inner).push(handle)
                 }
                 Err(err) => {
+                    // Stops and joins the workers started so far, then tokio's threads.
                     let _ = lp.close();
-                    panic!("polyloop-tokio: could not start worker thread {i} of {workers}: {err}");
+                    return Err(Error::ThreadStart {
+                        what: format!("worker thread {i} of {workers} for event loop #{}", lp.id()),
+                        kind: err.kind(),
+                        reason: err.to_string(),
+                    });
                 }
             }
         }
         Ok(lp)
+    }
+
+    /// The loop's tokio runtime, with its threads started.
+    fn start_runtime(&self) -> Result<tokio::runtime::Runtime, Error> {
+        let build = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(self.tokio_threads)
+                .thread_name("polyloop-tokio")
+                .on_thread_start(|| ON_TOKIO_THREAD.set(true))
+                .enable_all()
+                .build()
+        };
+        // tokio panics ("OS can't spawn worker thread") when the system refuses its
+        // first thread, and offers no way to be told instead; what it had made is
+        // dropped by then.
+        match std::panic::catch_unwind(build) {
+            Ok(Ok(runtime)) => Ok(runtime),
+            Ok(Err(err)) => panic!("polyloop-tokio: could not start a tokio runtime: {err}"),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                match message {
+                    Some(reason) if reason.contains("can't spawn") => Err(Error::ThreadStart {
+                        what: "a thread of the tokio runtime for a new event loop".into(),
+                        kind: std::io::ErrorKind::Other,
+                        reason: format!("tokio: {reason}"),
+                    }),
+                    // Not a thread the system refused: not ours to turn into an error.
+                    _ => std::panic::resume_unwind(panic),
+                }
+            }
+        }
     }
 }
 

@@ -34,6 +34,10 @@ fn main() {
             close_waits_a_bounded_time_for_blocking_tasks,
         ),
         ("close_from_a_tokio_task", close_from_a_tokio_task),
+        (
+            "a_loop_dropped_without_close_ends_its_threads_and_tasks",
+            a_loop_dropped_without_close_ends_its_threads_and_tasks,
+        ),
         ("block_on_under_the_installed_policy", block_on_under_the_installed_policy),
         (
             "children_of_tokio_and_polyloop_keep_their_statuses",
@@ -212,6 +216,39 @@ fn close_from_a_tokio_task() {
         rx.recv().unwrap().unwrap();
         assert!(lp.is_closed());
         eventually("tokio's threads end by themselves", || thread_count() == threads);
+    });
+}
+
+// Issue 11, item 3: the workers held handles of their loop, so a loop with workers that
+// was dropped without close() never closed; its workers, tokio's threads and its
+// pending tasks stayed until the process ended.
+fn a_loop_dropped_without_close_ends_its_threads_and_tasks() {
+    watchdog("drop without close", || {
+        start_process_threads();
+        let threads = thread_count();
+        for workers in [0, 3] {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let lp = TokioPolicy::with_workers(workers).new_event_loop().unwrap();
+            let l = log.clone();
+            lp.run_until_complete(async move {
+                let w = Witness("pending task", l);
+                polyloop::spawn(async move {
+                    let _w = w;
+                    std::future::pending::<()>().await
+                })
+                .detach();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            })
+            .unwrap();
+            assert!(thread_count() > threads, "the loop runs threads of its own");
+            drop(lp);
+            eventually("dropping the last handle ends every thread of the loop", || {
+                thread_count() == threads
+            });
+            let log = log.lock().unwrap();
+            assert_eq!(log.len(), 1, "the pending task is dropped ({workers} workers)");
+            assert_eq!(log[0], ("pending task", true), "inside the runtime's context");
+        }
     });
 }
 

@@ -16,7 +16,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use polyloop::{EventLoop, EventLoopPolicy};
 use polyloop_tokio::{TokioLoopBuilder, TokioPolicy};
-use support::watchdog;
+use support::{is_child, run_child, start_process_threads, thread_count, watchdog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -308,4 +308,152 @@ fn workers_come_from_the_options_else_none() {
     if std::env::var_os("POLYLOOP_WORKERS").is_none() {
         assert_eq!(policy.workers().unwrap(), 0, "no workers unless asked for");
     }
+}
+
+// Issue 11, item 8: a worker count given in code had no bound: 2^40 workers aborted the
+// process on a huge allocation and usize::MAX panicked with "capacity overflow". In a
+// child process, so that an abort cannot take this test binary down with it.
+
+/// The error for a worker count above the bound.
+fn too_many(n: usize) -> String {
+    format!(
+        "a pool of {n} worker threads was asked for; at most 1024 are allowed \
+         (polyloop::plugin::MAX_WORKERS)"
+    )
+}
+
+#[test]
+fn huge_worker_counts_are_a_clear_error() {
+    run_child("child_huge_worker_counts", &[]);
+    for value in ["1025", "1000000000000", "18446744073709551615"] {
+        run_child("child_huge_workers_env", &[("POLYLOOP_WORKERS", value)]);
+    }
+}
+
+#[test]
+#[ignore = "run by huge_worker_counts_are_a_clear_error in a child process"]
+fn child_huge_worker_counts() {
+    if !is_child() {
+        return;
+    }
+    start_process_threads();
+    let before = thread_count();
+    for n in [usize::MAX, 1 << 40, 1025] {
+        let err = TokioPolicy::with_workers(n).new_event_loop().unwrap_err();
+        assert_eq!(err.to_string(), too_many(n), "with_workers({n})");
+        assert_eq!(TokioPolicy::with_workers(n).workers().unwrap_err().to_string(), too_many(n));
+        let err = TokioLoopBuilder::new().workers(n).build().unwrap_err();
+        assert_eq!(err.to_string(), too_many(n), "TokioLoopBuilder::workers({n})");
+        let options = polyloop::plugin::PolicyOptions { workers: Some(n), debug: None };
+        let err = polyloop::plugin::with_options(options, || {
+            TokioPolicy::new().new_event_loop().unwrap_err()
+        });
+        assert_eq!(err.to_string(), too_many(n), "PolicyOptions {{ workers: Some({n}) }}");
+    }
+    assert_eq!(thread_count(), before, "no thread is started for a refused loop");
+}
+
+#[test]
+#[ignore = "run by huge_worker_counts_are_a_clear_error in a child process"]
+fn child_huge_workers_env() {
+    if !is_child() {
+        return;
+    }
+    let value = std::env::var("POLYLOOP_WORKERS").unwrap();
+    let err = TokioPolicy::new().new_event_loop().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "POLYLOOP_WORKERS={value:?} is not valid; expected a whole number of worker \
+             threads from 1 to 1024 (polyloop::plugin::MAX_WORKERS)"
+        )
+    );
+}
+
+// Issue 11, item 8: a worker thread that the system refused to start was a panic.
+
+/// A user id that no process uses, for a child that must feel `RLIMIT_NPROC`.
+fn unused_uid() -> u32 {
+    (47_201..47_300).find(|uid| tasks_of_uid(*uid) == 0).expect("a free user id")
+}
+
+/// How many threads, of every process, run as real user `uid`.
+fn tasks_of_uid(uid: u32) -> usize {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        // Processes only: not the `self` and `thread-self` links to this one.
+        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let field = |name: &str| {
+            status.lines().find_map(|l| l.strip_prefix(name)).and_then(|rest| {
+                rest.split_whitespace().next().and_then(|v| v.parse::<usize>().ok())
+            })
+        };
+        if field("Uid:") == Some(uid as usize) {
+            total += field("Threads:").unwrap_or(1);
+        }
+    }
+    total
+}
+
+/// Runs `f` while this user may start only `more` threads beyond those it runs now
+/// (the soft `RLIMIT_NPROC`, which counts threads too), then lifts the limit again.
+fn with_thread_limit<R>(more: usize, f: impl FnOnce() -> R) -> R {
+    use rustix::process::{Resource, getrlimit, getuid, setrlimit};
+    let old = getrlimit(Resource::Nproc);
+    let now = tasks_of_uid(getuid().as_raw());
+    let limited = rustix::process::Rlimit { current: Some((now + more) as u64), ..old };
+    setrlimit(Resource::Nproc, limited).expect("lower RLIMIT_NPROC");
+    let out = f();
+    setrlimit(Resource::Nproc, old).expect("restore RLIMIT_NPROC");
+    out
+}
+
+/// Root ignores `RLIMIT_NPROC`, and tests often run as root: then the child runs as a
+/// user id that no process uses, so that its own threads are all the limit counts.
+#[test]
+fn a_worker_that_cannot_start_is_an_error_and_the_started_threads_are_joined() {
+    use std::os::unix::process::CommandExt;
+    let as_root = rustix::process::geteuid().is_root();
+    let uid = unused_uid();
+    support::run_child_with("child_worker_cannot_start", &[], |cmd| {
+        if as_root {
+            cmd.uid(uid).gid(uid);
+        }
+    });
+}
+
+#[test]
+#[ignore = "run by a_worker_that_cannot_start_is_an_error_and_the_started_threads_are_joined"]
+fn child_worker_cannot_start() {
+    if !is_child() {
+        return;
+    }
+    assert!(!rustix::process::geteuid().is_root(), "root is not held to RLIMIT_NPROC");
+    start_process_threads();
+    let before = thread_count();
+    let policy = TokioPolicy::with_workers(8);
+    // One thread for tokio's runtime and two workers start; the third worker cannot.
+    let err = with_thread_limit(3, || policy.new_event_loop()).unwrap_err();
+    let text = err.to_string();
+    assert!(err.is_thread_start(), "{text}");
+    assert!(text.starts_with("could not start worker thread 2 of 8 for event loop #"), "{text}");
+    assert!(text.contains("ulimit -u"), "the message says what to change: {text}");
+    support::eventually("the threads that started are joined", || thread_count() == before);
+    // Not even tokio's own thread can start.
+    let err = with_thread_limit(0, || policy.new_event_loop()).unwrap_err();
+    let text = err.to_string();
+    assert!(err.is_thread_start(), "{text}");
+    assert!(
+        text.starts_with("could not start a thread of the tokio runtime for a new event loop"),
+        "{text}"
+    );
+    assert_eq!(thread_count(), before, "no thread of the refused loop remains");
+    // With the limit lifted, the same policy makes loops again.
+    let lp = policy.new_event_loop().unwrap();
+    assert!(thread_count() >= before + 9, "8 workers and tokio's thread");
+    lp.close().unwrap();
+    support::eventually("close() joins every thread", || thread_count() == before);
 }
