@@ -124,6 +124,7 @@ pub mod process;
 mod settings;
 #[cfg(unix)]
 pub mod signal;
+mod workers;
 
 use std::fmt;
 use std::future::Future;

@@ -22,6 +22,7 @@ pub use crate::settings::{
     MAX_WORKERS, PolicyOptions, check_workers, options, policy_name_from_env, set_options,
     with_options, workers,
 };
+pub use crate::workers::start_workers;
 
 /// A policy offered by name. Made by [`register_policy!`](crate::register_policy).
 pub struct PolicyPlugin {

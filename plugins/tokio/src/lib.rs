@@ -88,12 +88,9 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use event_listener::Event;
 use polyloop::{DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy};
 
 polyloop::register_policy! {
@@ -327,12 +324,6 @@ impl TokioLoopBuilder {
         let context_handle = handle.clone();
         let runtime = Mutex::new(Some(runtime));
         let timeout = self.shutdown_timeout;
-        let pool = Arc::new(Pool {
-            stop: AtomicBool::new(false),
-            stopped: Event::new(),
-            threads: Mutex::new(Vec::with_capacity(workers)),
-        });
-        let hook_pool = pool.clone();
         let lp = EventLoop::builder()
             .runner_context(move |run| {
                 let current = context_handle.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -344,8 +335,8 @@ impl TokioLoopBuilder {
                     None => run(),
                 }
             })
-            // 1: no thread polls the loop's tasks any more.
-            .on_close(move |_| hook_pool.shut_down())
+            // 1: no thread polls the loop's tasks any more (the close hook of the
+            // workers, added below).
             // 2 happens in between: close() drops the tasks inside the runtime context.
             // 3: then tokio's tasks and threads.
             .after_close(move |_| {
@@ -359,32 +350,12 @@ impl TokioLoopBuilder {
                 }
             })
             .build()?;
-        for i in 0..workers {
-            // A handle here would keep the loop open for as long as the worker runs,
-            // which is until the loop closes: a loop dropped without close() could
-            // never go.
-            let (worker_lp, worker_pool) = (lp.downgrade(), pool.clone());
-            let spawned = thread::Builder::new()
-                .name(format!("polyloop-tokio-{}-{i}", lp.id()))
-                .spawn(move || {
-                    // `Closed`: the loop was closed (or let go) before this worker got
-                    // going.
-                    let _ = worker_lp.run_worker(worker_pool.wait_stopped());
-                });
-            match spawned {
-                Ok(handle) => {
-                    pool.threads.lock().unwrap_or_else(PoisonError::into_inner).push(handle)
-                }
-                Err(err) => {
-                    // Stops and joins the workers started so far, then tokio's threads.
-                    let _ = lp.close();
-                    return Err(Error::ThreadStart {
-                        what: format!("worker thread {i} of {workers} for event loop #{}", lp.id()),
-                        kind: err.kind(),
-                        reason: err.to_string(),
-                    });
-                }
-            }
+        let id = lp.id();
+        let named = |i| format!("polyloop-tokio-{id}-{i}");
+        if let Err(err) = polyloop::plugin::start_workers(&lp, workers, named) {
+            // The workers that started are joined; this stops tokio's threads too.
+            let _ = lp.close();
+            return Err(err);
         }
         Ok(lp)
     }
@@ -433,46 +404,4 @@ impl Default for TokioLoopBuilder {
 thread_local! {
     /// Whether this thread is one of the threads of a runtime made here.
     static ON_TOKIO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// The worker threads of one loop, and the signal that stops them.
-struct Pool {
-    stop: AtomicBool,
-    stopped: Event,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl Pool {
-    /// Completes once [`Pool::shut_down`] was called.
-    async fn wait_stopped(&self) {
-        loop {
-            if self.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            let listener = self.stopped.listen();
-            // A shutdown between the load and `listen` has no listener to wake.
-            if self.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            listener.await;
-        }
-    }
-
-    /// Tells every worker to stop, and joins them.
-    fn shut_down(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.stopped.notify(usize::MAX);
-        let threads =
-            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
-        let me = thread::current().id();
-        for handle in threads {
-            // close() from a task on a worker: it ends once that task returns to it.
-            if handle.thread().id() == me {
-                continue;
-            }
-            if handle.join().is_err() {
-                eprintln!("polyloop-tokio: a worker thread panicked");
-            }
-        }
-    }
 }
