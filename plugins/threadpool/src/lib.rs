@@ -59,11 +59,9 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::sync::Arc;
+use std::thread;
 
-use event_listener::Event;
 #[cfg(doc)]
 use polyloop::WeakEventLoop;
 use polyloop::{DefaultEventLoopPolicy, Error, EventLoop, EventLoopPolicy};
@@ -239,84 +237,13 @@ pub fn new_pool_loop(workers: usize) -> Result<EventLoop, Error> {
     assert!(workers >= 1, "new_pool_loop(0): a pool needs at least 1 worker thread");
     polyloop::plugin::check_workers(workers)?;
     let lp = EventLoop::builder().build()?;
-    let pool = Arc::new(Pool {
-        stop: AtomicBool::new(false),
-        stopped: Event::new(),
-        threads: Mutex::new(Vec::with_capacity(workers)),
-    });
-    // The hook goes on before any worker starts, so a close that races with start-up
-    // still stops them all.
-    let hook_pool = pool.clone();
-    lp.on_close(move |_| hook_pool.shut_down());
-    for i in 0..workers {
-        // A handle here would keep the loop open for as long as the worker runs, which
-        // is until the loop closes: the loop could never go.
-        let (worker_lp, worker_pool) = (lp.downgrade(), pool.clone());
-        let spawned =
-            thread::Builder::new().name(format!("threadpool-{}-{i}", lp.id())).spawn(move || {
-                // `Closed` means the loop was closed (or let go) before this worker got
-                // going: nothing to do.
-                let _ = worker_lp.run_worker(worker_pool.wait_stopped());
-            });
-        match spawned {
-            Ok(handle) => pool.threads.lock().unwrap_or_else(PoisonError::into_inner).push(handle),
-            Err(err) => {
-                // Stops and joins the workers started so far (the close hook).
-                let _ = lp.close();
-                return Err(Error::ThreadStart {
-                    what: format!("worker thread {i} of {workers} for event loop #{}", lp.id()),
-                    kind: err.kind(),
-                    reason: err.to_string(),
-                });
-            }
-        }
+    let id = lp.id();
+    if let Err(err) =
+        polyloop::plugin::start_workers(&lp, workers, |i| format!("threadpool-{id}-{i}"))
+    {
+        // The workers that started are stopped and joined already.
+        let _ = lp.close();
+        return Err(err);
     }
     Ok(lp)
-}
-
-/// The worker threads of one loop, and the signal that stops them.
-struct Pool {
-    stop: AtomicBool,
-    stopped: Event,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl Pool {
-    /// Completes once [`Pool::shut_down`] was called.
-    async fn wait_stopped(&self) {
-        loop {
-            if self.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            let listener = self.stopped.listen();
-            // Check again: a shutdown between the load and `listen` has no listener
-            // to wake.
-            if self.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            listener.await;
-        }
-    }
-
-    /// Tells every worker to stop, and joins them (run when the loop closes: by
-    /// `close()`, or when its last handle is dropped).
-    fn shut_down(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.stopped.notify(usize::MAX);
-        let threads =
-            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
-        let me = thread::current().id();
-        for handle in threads {
-            // `close()` called from a task on a worker: that worker cannot join itself.
-            // It has been told to stop, and ends as soon as the task returns to it.
-            if handle.thread().id() == me {
-                continue;
-            }
-            // A worker only runs tasks, whose panics go to their awaiters, so a panic
-            // here is a bug in the executor: report it rather than panic inside close().
-            if handle.join().is_err() {
-                eprintln!("polyloop-threadpool: a worker thread panicked");
-            }
-        }
-    }
 }
