@@ -4,6 +4,8 @@
 // The helpers are shared with the other plug-in crates and the root tests.
 #[path = "../../../tests/plugin_support/mod.rs"]
 mod support;
+#[path = "../../../tests/plugin_support/thread_limit.rs"]
+mod thread_limit;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -260,52 +262,13 @@ fn child_huge_workers_in_code() {
     assert_eq!(thread_count(), before, "no thread is started for a refused loop");
 }
 
-/// A user id that no process uses, for a child that must feel `RLIMIT_NPROC`.
-fn unused_uid() -> u32 {
-    (47_101..47_200).find(|uid| tasks_of_uid(*uid) == 0).expect("a free user id")
-}
-
-/// How many threads, of every process, run as real user `uid`.
-fn tasks_of_uid(uid: u32) -> usize {
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        // Processes only: not the `self` and `thread-self` links to this one.
-        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
-        let field = |name: &str| {
-            status.lines().find_map(|l| l.strip_prefix(name)).and_then(|rest| {
-                rest.split_whitespace().next().and_then(|v| v.parse::<usize>().ok())
-            })
-        };
-        if field("Uid:") == Some(uid as usize) {
-            total += field("Threads:").unwrap_or(1);
-        }
-    }
-    total
-}
-
-/// Runs `f` while this user may start only `more` threads beyond those it runs now
-/// (the soft `RLIMIT_NPROC`, which counts threads too), then lifts the limit again.
-fn with_thread_limit<R>(more: usize, f: impl FnOnce() -> R) -> R {
-    use rustix::process::{Resource, getrlimit, getuid, setrlimit};
-    let old = getrlimit(Resource::Nproc);
-    let now = tasks_of_uid(getuid().as_raw());
-    let limited = rustix::process::Rlimit { current: Some((now + more) as u64), ..old };
-    setrlimit(Resource::Nproc, limited).expect("lower RLIMIT_NPROC");
-    let out = f();
-    setrlimit(Resource::Nproc, old).expect("restore RLIMIT_NPROC");
-    out
-}
-
 /// Root ignores `RLIMIT_NPROC`, and tests often run as root: then the child runs as a
 /// user id that no process uses, so that its own threads are all the limit counts.
 #[test]
 fn a_worker_that_cannot_start_is_an_error_and_the_started_ones_are_joined() {
     use std::os::unix::process::CommandExt;
     let as_root = rustix::process::geteuid().is_root();
-    let uid = unused_uid();
+    let uid = thread_limit::unused_uid(47_101);
     run_child_with("child_worker_cannot_start", &[], |cmd| {
         if as_root {
             cmd.uid(uid).gid(uid);
@@ -327,7 +290,7 @@ fn child_worker_cannot_start() {
         ("ThreadPoolPolicy::new_event_loop", &(|| policy.new_event_loop()) as &dyn Fn() -> _),
         ("new_pool_loop", &|| new_pool_loop(8)),
     ] {
-        let err = with_thread_limit(2, make).expect_err(what);
+        let err = thread_limit::with_thread_limit(2, make).expect_err(what);
         let text = err.to_string();
         assert!(
             text.starts_with("could not start worker thread 2 of 8 for event loop #"),
