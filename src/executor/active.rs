@@ -315,6 +315,8 @@ impl<F: Future> Future for Tracked<F> {
             Err(panic) => Err(panic),
         };
         let r = &this.registration;
+        // What the task wakes as it finishes (whoever awaits it) waits its turn.
+        super::state::task_finishing(r.state);
         Poll::Ready(Finished::new(out, r.state, r.loc))
     }
 }

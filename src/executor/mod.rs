@@ -20,7 +20,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use async_task::{Builder, Runnable};
+use async_task::{Builder, Runnable, WithInfo};
 
 use report::Reporter;
 use state::{Runner, Sleeper, State, Watched};
@@ -110,15 +110,16 @@ impl<'a> Executor<'a> {
             let sched = self.state.clone();
             // SAFETY: forwarded to the caller (see the `# Safety` section).
             unsafe {
-                Builder::new()
-                    .propagate_panic(true)
-                    .spawn_unchecked(|()| tracked.wrap(future), move |r| sched.schedule(r))
+                Builder::new().propagate_panic(true).spawn_unchecked(
+                    |()| tracked.wrap(future),
+                    WithInfo(move |r, info| sched.schedule(r, info)),
+                )
             }
         });
-        // What `runnable.schedule()` would call, minus the two atomic operations on
-        // the task by which async-task keeps it alive during the call (the state is
-        // alive: we borrow it).
-        self.state.schedule(runnable);
+        // Not `runnable.schedule()`: a new task goes to the back of the line, and this
+        // saves the two atomic operations on the task by which async-task keeps it
+        // alive during that call (the state is alive: we borrow it).
+        self.state.schedule_spawned(runnable);
         Task::new(task)
     }
 
@@ -326,6 +327,7 @@ async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
                 listener = None;
                 watch.stop(runner);
                 run_one(runnable);
+                runner.ran();
                 ran += 1;
             }
             if ran > 0 {

@@ -25,7 +25,7 @@ use std::ptr::{self, NonNull};
 use std::sync::PoisonError;
 use std::task::{Context, Poll};
 
-use async_task::Runnable;
+use async_task::{Runnable, ScheduleInfo};
 use concurrent_queue::{ConcurrentQueue, PushError};
 use event_listener::{Event, EventListener};
 
@@ -109,6 +109,18 @@ pub(crate) fn running_state() -> *const State {
     RUNNER.try_with(Cell::get).map_or(ptr::null(), |(state, _)| state)
 }
 
+/// Notes that the task being run on this thread for the executor `state` has finished:
+/// what it wakes from now until it returns goes to the back of the line.
+#[inline]
+pub(crate) fn task_finishing(state: *const State) {
+    if let Ok((running, runner)) = RUNNER.try_with(Cell::get) {
+        if ptr::eq(running, state) {
+            // SAFETY: as in `State::schedule`: the runner outlives its `RUNNER` entry.
+            unsafe { (*runner).finishing.set(true) }
+        }
+    }
+}
+
 /// A small, cheap, never-zero id of the calling thread.
 pub(crate) fn thread_id() -> u64 {
     THREAD_ID.with(|id| {
@@ -159,41 +171,91 @@ impl State {
     }
 
     /// Queues a runnable that was woken.
-    pub(crate) fn schedule(&self, runnable: Runnable) {
-        // A runner that wakes one of its own tasks runs it next, from its LIFO slot
-        // (nobody to wake); the task it displaces goes to the runner's local queue,
-        // where others may steal it.
-        let spill = match RUNNER.try_with(Cell::get) {
+    ///
+    /// A runner that wakes one of its own tasks runs it next, from its LIFO slot (no
+    /// one to wake, and a message and its answer stay in cache), except in two cases
+    /// where the task goes to the back of the line, as asyncio's `call_soon` would put
+    /// it: the task woke itself while it ran (it yielded), or the waking task has just
+    /// finished (the woken task awaited it; asyncio resumes it after the tasks queued
+    /// before).
+    #[inline]
+    pub(crate) fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
+        let runner = match RUNNER.try_with(Cell::get) {
             Ok((state, runner)) if ptr::eq(state, self) => {
                 // SAFETY: `RUNNER` points at the runner that is running tasks on this
                 // thread; `RunnerGuard` resets it before that runner can move or drop,
                 // and the runner is only used through shared references meanwhile.
-                let runner = unsafe { &*runner };
-                let raw = runnable.into_raw().as_ptr();
-                // SeqCst: ordered before the loads in `watch_slot` (see there).
-                match NonNull::new(runner.local.slot.swap(raw, Ordering::SeqCst)) {
-                    None => {
-                        self.watch_slot();
-                        return;
-                    }
-                    Some(displaced) => {
-                        // SAFETY: a non-null slot holds a pointer from `into_raw`,
-                        // and the swap took it out: this thread owns it.
-                        let displaced = unsafe { Runnable::from_raw(displaced) };
-                        match runner.local.queue.push(displaced) {
-                            Ok(()) => None,
-                            Err(PushError::Full(r) | PushError::Closed(r)) => Some(r),
-                        }
-                    }
-                }
+                unsafe { &*runner }
             }
-            _ => Some(runnable),
+            _ => {
+                // The global queue is unbounded and never closed.
+                let _ = self.global.push(runnable);
+                self.notify_one();
+                return;
+            }
         };
-        if let Some(runnable) = spill {
-            // The global queue is unbounded and never closed.
-            let _ = self.global.push(runnable);
+        if info.woken_while_running || runner.finishing.get() {
+            self.push_back(runner, runnable);
+            return;
         }
-        self.notify_one();
+        let raw = runnable.into_raw().as_ptr();
+        // SeqCst: ordered before the loads in `watch_slot` (see there).
+        match NonNull::new(runner.local.slot.swap(raw, Ordering::SeqCst)) {
+            None => self.watch_slot(),
+            Some(displaced) => {
+                // SAFETY: a non-null slot holds a pointer from `into_raw`, and the swap
+                // took it out: this thread owns it.
+                let displaced = unsafe { Runnable::from_raw(displaced) };
+                self.push_back(runner, displaced);
+            }
+        }
+    }
+
+    /// Queues a task that was just spawned: at the back of the line, so that tasks
+    /// start in the order they were spawned (as asyncio's `create_task` does).
+    #[inline]
+    pub(crate) fn schedule_spawned(&self, runnable: Runnable) {
+        match RUNNER.try_with(Cell::get) {
+            Ok((state, runner)) if ptr::eq(state, self) => {
+                // SAFETY: as in `schedule`.
+                self.push_back(unsafe { &*runner }, runnable)
+            }
+            _ => {
+                let _ = self.global.push(runnable);
+                self.notify_one();
+            }
+        }
+    }
+
+    /// Queues a runnable behind every task that is queued: in the runner's local
+    /// queue while nothing waits in the shared ones (which the runner only looks at
+    /// after its own), else in the global queue. So a runner's tasks run in the order
+    /// they were queued, and its local queue, which only grows while the shared ones
+    /// are empty, cannot keep them waiting.
+    #[inline]
+    fn push_back(&self, runner: &Runner, runnable: Runnable) {
+        let spilled = if self.global.is_empty() && self.home.is_empty() {
+            match runner.local.queue.push(runnable) {
+                Ok(()) => None,
+                Err(PushError::Full(r) | PushError::Closed(r)) => Some(r),
+            }
+        } else {
+            Some(runnable)
+        };
+        if let Some(r) = spilled {
+            let _ = self.global.push(r);
+        }
+        self.notify_others();
+    }
+
+    /// After a runner queued a task: wakes another runner to help, if there is one
+    /// and it sleeps. A runner on its own skips the fence of `notify_one`: the task is
+    /// in a queue it looks at before it sleeps, so no wake-up is needed for progress.
+    #[inline]
+    fn notify_others(&self) {
+        if self.runners.load(Ordering::Relaxed) > 1 {
+            self.notify_one();
+        }
     }
 
     /// After a task went into an empty LIFO slot: if runners are idle and none watches
@@ -316,6 +378,9 @@ pub(crate) struct Runner {
     local: Arc<Local>,
     /// How many tasks in a row came from the slot.
     lifo_streak: Cell<u32>,
+    /// Set while the task that this runner runs finishes: what it wakes then (the
+    /// task that awaited it) goes to the back of the line (see [`State::schedule`]).
+    finishing: Cell<bool>,
     thread: u64,
     ticks: Cell<u32>,
 }
@@ -348,9 +413,16 @@ impl Runner {
             state: state.clone(),
             local,
             lifo_streak: Cell::new(0),
+            finishing: Cell::new(false),
             thread: thread_id(),
             ticks: Cell::new(0),
         }
+    }
+
+    /// Called after each task this runner ran: it no longer finishes.
+    #[inline]
+    pub(crate) fn ran(&self) {
+        self.finishing.set(false);
     }
 
     /// Makes wake-ups on this thread go to this runner until the guard drops.
@@ -384,20 +456,12 @@ impl Runner {
                 return Some(r);
             }
             // Its turn is over: to the back of the line.
-            if let Err(PushError::Full(r) | PushError::Closed(r)) = self.local.queue.push(r) {
-                let _ = self.state.global.push(r);
-            }
+            self.state.push_back(self, r);
         }
         self.lifo_streak.set(0);
-        let ticks = self.ticks.get().wrapping_add(1);
-        self.ticks.set(ticks);
-        // Now and then look at the shared queues first, so that a pair of tasks waking
-        // each other through the local queue cannot starve everyone else.
-        if ticks % 61 == 0 {
-            if let Some(r) = self.pop_home().or_else(|| self.pop_global()) {
-                return Some(r);
-            }
-        }
+        self.ticks.set(self.ticks.get().wrapping_add(1));
+        // The local queue first: it only holds tasks queued while the shared queues
+        // were empty (see `State::push_back`), so it cannot keep them waiting.
         // Two loads to see it empty cost less than a failed pop.
         if !self.local.queue.is_empty() {
             if let Ok(r) = self.local.queue.pop() {

@@ -25,17 +25,21 @@ use super::report::Finished;
 /// assert_eq!(polyloop::block_on(task), 3);
 /// ```
 #[must_use = "dropping a Task cancels it; call .detach() to let it run on its own"]
-pub struct Task<T>(ManuallyDrop<async_task::Task<Finished<T>>>);
+pub struct Task<T> {
+    task: ManuallyDrop<async_task::Task<Finished<T>>>,
+    /// Set once `poll` gave the output: nothing is left to release on drop.
+    taken: bool,
+}
 
 impl<T> Task<T> {
     pub(crate) fn new(task: async_task::Task<Finished<T>>) -> Task<T> {
-        Task(ManuallyDrop::new(task))
+        Task { task: ManuallyDrop::new(task), taken: false }
     }
 
     fn into_inner(self) -> async_task::Task<Finished<T>> {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so the task is taken out once.
-        unsafe { ManuallyDrop::take(&mut this.0) }
+        unsafe { ManuallyDrop::take(&mut this.task) }
     }
 
     /// Lets the task run to completion on its own; its output is dropped.
@@ -83,7 +87,7 @@ impl<T> Task<T> {
 
     /// Whether the task has finished (its output is ready, or it panicked or was cancelled).
     pub fn is_finished(&self) -> bool {
-        self.0.is_finished()
+        self.task.is_finished()
     }
 }
 
@@ -91,16 +95,21 @@ impl<T> Future for Task<T> {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        Pin::new(&mut *self.0).poll(cx).map(Finished::into_inner)
+        let out = Pin::new(&mut *self.task).poll(cx);
+        if out.is_ready() {
+            self.taken = true;
+        }
+        out.map(Finished::into_inner)
     }
 }
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        // SAFETY: `self.0` is not used again.
-        let task = unsafe { ManuallyDrop::take(&mut self.0) };
-        // Even an output that needs no drop may be a panic to report.
-        if task.is_finished() {
+        // SAFETY: `self.task` is not used again.
+        let task = unsafe { ManuallyDrop::take(&mut self.task) };
+        // Even an output that needs no drop may be a panic to report, unless it was
+        // taken.
+        if !self.taken && task.is_finished() {
             release(task);
         }
         // Otherwise async-task's drop cancels it; finishing later, or while it is
