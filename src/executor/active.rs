@@ -1,19 +1,24 @@
 //! The set of an executor's live tasks, so that dropping the executor can cancel them
 //! and debug reports can say where they were spawned.
 //!
-//! Every spawn and every finished task passes through here under one lock, so the set
-//! is built to touch as little memory as it can. A task takes the lowest free key at
-//! or after a cursor, which keeps keys in spawn order: a burst of spawns writes its
-//! slots one after the other, however the tasks of earlier bursts finished. (A stack
-//! of freed keys hands them out in the order the tasks finished, and after some rounds
-//! of tasks finishing slightly out of order, each spawn wrote to a cold slot.) Freeing
-//! a key clears one bit in a bitmap small enough to stay in cache and reads the slot
-//! (in spawn order too, when tasks finish in about that order); a slot whose bit is
-//! clear is stale and never read.
+//! Every spawn and every finished task passes through here, so the set is built to
+//! touch as little shared memory as it can. Keys live in pages of 64. A spawn takes
+//! the set's lock and the lowest free key at or after a cursor, which keeps keys in
+//! about spawn order: a burst of spawns writes its slots one after the other. A task
+//! that finishes takes no lock: it sets its key's bit in its page's `done` word, one
+//! atomic operation on a line that spawns do not write. Keys of finished tasks are
+//! reclaimed by a later spawn, under the lock, a whole word at a time, when the cursor
+//! reaches a page with no free key.
+//!
+//! Who releases the set's reference to a task is decided by that same bit: the task
+//! finishing, or `take_all` (which marks every live key done at once). After
+//! `take_all` the pages are retired, never reused: a task that it took may still set
+//! its bit there later, and must not find a new task under its key.
 
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::future::Future;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
@@ -21,8 +26,9 @@ use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use super::report::{Finished, Incident, drop_catching};
 use super::state::State;
+use super::sync::{AtomicU64, Ordering};
 
-/// Keys per word of the bitmap.
+/// Keys per page.
 const BITS: usize = u64::BITS as usize;
 
 /// A task in the active set: the parts of its waker.
@@ -30,13 +36,13 @@ const BITS: usize = u64::BITS as usize;
 /// The set owns one reference to each of its tasks (taken by [`State::register`]):
 /// without it, a detached task that nothing can wake would be freed by async-task
 /// without its future being dropped, and the set would point at freed memory. Whoever
-/// takes a task out of the set, under its lock, releases that reference:
-/// `Tracked::drop` after freeing the key, or `Slab::take_all` for `cancel_all`.
+/// wins the task's bit in its page's `done` word releases that reference:
+/// `Tracked::drop`, or `Slab::take_all` for `cancel_all`.
 #[derive(Clone, Copy)]
 pub(crate) struct TaskRef(NonNull<()>, &'static RawWakerVTable);
 
 // SAFETY: a `TaskRef` stands for a waker (which is `Send + Sync`), and is only turned
-// into one by whoever took the task out of the active set, while the task is alive.
+// into one by whoever owns the set's reference, while the task is alive.
 unsafe impl Send for TaskRef {}
 
 impl TaskRef {
@@ -51,8 +57,8 @@ impl TaskRef {
     ///
     /// # Safety
     ///
-    /// The caller must own the set's reference: it took the task out of the set under
-    /// its lock (see the type's docs), and calls this once.
+    /// The caller must own the set's reference: it won the task's `done` bit (see the
+    /// type's docs), and calls this once.
     pub(crate) unsafe fn into_waker(self) -> Waker {
         // SAFETY: the parts come from a waker of this task, and the reference they
         // stand for is handed over to the new waker (see above).
@@ -60,181 +66,297 @@ impl TaskRef {
     }
 }
 
-/// What the set keeps of a live task: its address, the number of its kind, and
-/// whether it is a `!Send` task (16 bytes, where its waker vtable and spawn location
-/// would take 24).
-#[derive(Clone, Copy)]
-struct Slot {
-    data: NonNull<()>,
-    kind: u32,
-    home: bool,
+/// A word alone on its cache line(s), so that finishing tasks do not write the line
+/// that spawns read and write.
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// 64 keys of the set.
+///
+/// `done` is shared; everything else is only touched under the set's lock, except the
+/// task slots, which a finishing task also reads (see `Place::leave`).
+#[repr(align(128))]
+struct Page {
+    /// A bit per key whose task has left the set (set without the lock).
+    done: Padded,
+    /// A bit per key handed out and not reclaimed yet (under the lock).
+    live: UnsafeCell<u64>,
+    /// A bit per key whose task is a `!Send` one (under the lock).
+    home: UnsafeCell<u64>,
+    /// The number of where each key's task was spawned (see `Kinds`; under the lock).
+    kinds: UnsafeCell<[u32; BITS]>,
+    /// Each key's task, written under the lock before its `live` bit is set.
+    tasks: [UnsafeCell<MaybeUninit<TaskRef>>; BITS],
 }
 
-// SAFETY: a slot stands for a `TaskRef` (see its `Send` impl): its address is only
-// made into a waker by whoever takes the task out of the set.
-unsafe impl Send for Slot {}
+// SAFETY: `done` is atomic; the other fields are only reached under the set's lock,
+// except `tasks`, whose slot a finishing task reads while its key is live and not
+// done, when no spawn can write it (see `Place::leave`).
+unsafe impl Sync for Page {}
+// SAFETY: as above; a page holds `TaskRef`s, which are `Send`.
+unsafe impl Send for Page {}
 
-/// The kinds of tasks, numbered: a kind is a waker vtable (one per task type) with a
-/// spawn location. A program has few of each, so slots keep a kind's number.
+impl Page {
+    fn new() -> Box<Page> {
+        Box::new(Page {
+            done: Padded(AtomicU64::new(0)),
+            live: UnsafeCell::new(0),
+            home: UnsafeCell::new(0),
+            kinds: UnsafeCell::new([0; BITS]),
+            tasks: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
+        })
+    }
+
+    /// The live keys whose task has not left the set, and the page's `done` word.
+    ///
+    /// # Safety
+    ///
+    /// Under the set's lock.
+    unsafe fn present(&self) -> u64 {
+        // SAFETY: under the lock (forwarded).
+        let live = unsafe { *self.live.get() };
+        live & !self.done.0.load(Ordering::Acquire)
+    }
+
+    /// The task under `bit`.
+    ///
+    /// # Safety
+    ///
+    /// The key is live: its slot was written.
+    unsafe fn task(&self, bit: usize) -> TaskRef {
+        // SAFETY: a live key's slot was written under the lock before the key was
+        // handed out, and is only rewritten after the key was reclaimed (forwarded).
+        unsafe { (*self.tasks[bit].get()).assume_init() }
+    }
+}
+
+/// Frees the keys of `page` whose task left the set; gives how many. `live` is the
+/// page's `live` word, reached under the set's lock.
+fn reclaim(page: &Page, live: &mut u64) -> usize {
+    if page.done.0.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    // Acquire: the tasks' reads of their slots come before the writes of new tasks.
+    // (`done` only has bits of live keys: see `Place::leave`.)
+    let done = page.done.0.swap(0, Ordering::Acquire);
+    *live &= !done;
+    done.count_ones() as usize
+}
+
+/// Where a task sits in the set: its page's address, with the key's bit in the low
+/// six bits (pages are aligned to 128 bytes).
+#[derive(Clone, Copy)]
+pub(crate) struct Place(usize);
+
+impl Place {
+    fn new(page: &Page, bit: usize) -> Place {
+        debug_assert!(bit < BITS);
+        Place(ptr::from_ref(page) as usize | bit)
+    }
+
+    /// Marks the task gone from the set, and gives it if the set's reference is the
+    /// caller's to release (else `take_all` took it).
+    ///
+    /// # Safety
+    ///
+    /// The page is alive (the set is), and the task at this place calls this once, as
+    /// it is dropped.
+    unsafe fn leave(self) -> Option<TaskRef> {
+        let bit = self.0 % BITS;
+        // SAFETY: the page is alive (forwarded).
+        let page = unsafe { &*((self.0 - bit) as *const Page) };
+        // Read before `done` is set: after that, a spawn may reclaim the key and write
+        // a new task into the slot.
+        // SAFETY: the key is this task's: live, and not reclaimed before its bit is set.
+        let task = unsafe { page.task(bit) };
+        // AcqRel: the read above comes before a reclaim's write; a reclaim or
+        // `take_all` that set the bit first is seen.
+        let before = page.done.0.fetch_or(1 << bit, Ordering::AcqRel);
+        (before & (1 << bit) == 0).then_some(task)
+    }
+}
+
+/// The places where tasks were spawned, numbered: a program has few, so a key keeps a
+/// number.
 #[derive(Default)]
 struct Kinds {
-    list: Vec<(&'static RawWakerVTable, &'static Location<'static>)>,
-    numbers: HashMap<(usize, usize), u32>,
-    /// The kind numbered last, and its number: spawns in a loop are all of one kind.
-    /// `(0, 0)` (no kind) at first.
-    last: (usize, usize),
+    list: Vec<&'static Location<'static>>,
+    numbers: HashMap<usize, u32>,
+    /// The location numbered last, and its number: spawns in a loop all have one.
+    /// `0` (no location) at first.
+    last: usize,
     last_number: u32,
 }
 
 impl Kinds {
-    /// The number of a kind, numbering it if it is new.
+    /// The number of a location, numbering it if it is new.
     #[inline]
-    fn number(&mut self, vtable: &'static RawWakerVTable, loc: &'static Location<'static>) -> u32 {
-        let key = (ptr::from_ref(vtable) as usize, ptr::from_ref(loc) as usize);
+    fn number(&mut self, loc: &'static Location<'static>) -> u32 {
+        let key = ptr::from_ref(loc) as usize;
         if key == self.last {
             return self.last_number;
         }
-        self.number_slow(key, vtable, loc)
+        self.number_slow(key, loc)
     }
 
-    /// `number` for a kind other than the last one.
+    /// `number` for a location other than the last one.
     #[cold]
-    fn number_slow(
-        &mut self,
-        key: (usize, usize),
-        vtable: &'static RawWakerVTable,
-        loc: &'static Location<'static>,
-    ) -> u32 {
+    fn number_slow(&mut self, key: usize, loc: &'static Location<'static>) -> u32 {
         let list = &mut self.list;
         let n = *self.numbers.entry(key).or_insert_with(|| {
-            list.push((vtable, loc));
-            u32::try_from(list.len() - 1).expect("fewer than 2^32 kinds of tasks")
+            list.push(loc);
+            u32::try_from(list.len() - 1).expect("fewer than 2^32 spawn locations")
         });
         (self.last, self.last_number) = (key, n);
         n
     }
 
     #[inline]
-    fn get(&self, n: u32) -> (&'static RawWakerVTable, &'static Location<'static>) {
+    fn get(&self, n: u32) -> &'static Location<'static> {
         self.list[n as usize]
     }
 }
 
-/// The live tasks of an executor, by key. Keys of finished tasks are reused.
+/// The live tasks of an executor, by key (`page * 64 + bit`). Keys of finished tasks
+/// are reused.
 #[derive(Default)]
+// Boxed: a page keeps its address when the list grows, since tasks point at it.
+#[allow(clippy::vec_box)]
 pub(crate) struct Slab {
-    /// The task of each key; only meaningful where the key's bit in `used` is set.
-    slots: Vec<Option<Slot>>,
-    /// One bit per key: set while the key belongs to a live task.
-    used: Vec<u64>,
-    /// The word of `used` where the search for a free key starts.
+    pages: Vec<Box<Page>>,
+    /// Pages given up by `take_all`, kept until the set is dropped: tasks that it took
+    /// may still mark themselves done there.
+    retired: Vec<Box<Page>>,
+    /// The page where the search for a free key starts.
     cursor: usize,
-    /// What the slots' kind numbers stand for.
+    /// How many keys are live (handed out and not reclaimed).
+    live: usize,
+    /// What the pages' kind numbers stand for.
     kinds: Kinds,
-    len: usize,
-    /// Bumped by `cancel_all`; a key is only freed by a task of the same epoch.
-    epoch: u32,
 }
 
 impl Slab {
     /// How many tasks are live.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        // SAFETY: `&self` is reached under the lock.
+        self.pages.iter().map(|p| unsafe { p.present() }.count_ones() as usize).sum()
     }
 
-    /// The key for the next task: the lowest free key at or after the cursor. Past
-    /// the last key, the search starts over from the first one if at least half of
-    /// the keys are free (so that the scan is paid for by the keys it finds), and the
-    /// set grows otherwise (so that it stays under twice its peak size).
+    /// The key for the next task: the lowest free key at or after the cursor, after
+    /// reclaiming the keys of finished tasks in a page with none free. Past the last
+    /// page, every page is reclaimed; then the search starts over from the first page
+    /// if at least half of the keys are free (so that the sweep and the scan are paid
+    /// for by the keys they find), and the set grows by an eighth otherwise (so that
+    /// sweeps stay rare while it grows, and it stays under about 2.25 times its peak).
     fn vacant(&mut self) -> usize {
         loop {
-            while let Some(&word) = self.used.get(self.cursor) {
-                if word != u64::MAX {
-                    return self.cursor * BITS + (!word).trailing_zeros() as usize;
+            while let Some(page) = self.pages.get(self.cursor) {
+                // SAFETY: `&mut self` is reached under the lock.
+                let live = unsafe { &mut *page.live.get() };
+                if *live == u64::MAX {
+                    self.live -= reclaim(page, live);
+                }
+                if *live != u64::MAX {
+                    return self.cursor * BITS + (!*live).trailing_zeros() as usize;
                 }
                 self.cursor += 1;
             }
-            let capacity = self.used.len() * BITS;
-            if capacity > 0 && self.len * 2 <= capacity {
-                // At most half of the keys are taken: the scan finds a free one.
+            for page in &self.pages {
+                // SAFETY: under the lock.
+                self.live -= reclaim(page, unsafe { &mut *page.live.get() });
+            }
+            let capacity = self.pages.len() * BITS;
+            if capacity > 0 && self.live * 2 <= capacity {
                 self.cursor = 0;
             } else {
-                self.used.push(0);
-                self.slots.resize(self.used.len() * BITS, None);
+                let more = (self.pages.len() / 8).max(1);
+                self.pages.extend(std::iter::repeat_with(Page::new).take(more));
             }
         }
     }
 
     /// Adds a task under `key`, a key given by `vacant` since the last insert.
     #[inline]
-    fn insert(&mut self, key: usize, task: TaskRef, loc: &'static Location<'static>, home: bool) {
-        self.used[key / BITS] |= 1 << (key % BITS);
-        let kind = self.kinds.number(task.1, loc);
-        self.slots[key] = Some(Slot { data: task.0, kind, home });
-        self.len += 1;
-    }
-
-    /// Frees `key` and gives its task, whose reference the caller must release. Does
-    /// nothing and gives `None` if the set was emptied since the key was given (by
-    /// `take_all`, which took the reference).
-    #[inline]
-    fn remove(&mut self, key: usize, epoch: u32) -> Option<TaskRef> {
-        if epoch != self.epoch {
-            return None;
+    fn insert(
+        &mut self,
+        key: usize,
+        task: TaskRef,
+        loc: &'static Location<'static>,
+        home: bool,
+    ) -> Place {
+        let kind = self.kinds.number(loc);
+        let (page, bit) = (&self.pages[key / BITS], key % BITS);
+        // SAFETY: under the lock (`&mut self`); the key is free, so no finishing task
+        // reads its slot.
+        unsafe {
+            (*page.tasks[bit].get()).write(task);
+            (*page.kinds.get())[bit] = kind;
+            let home_bits = &mut *page.home.get();
+            *home_bits = (*home_bits & !(1 << bit)) | (u64::from(home) << bit);
+            *page.live.get() |= 1 << bit;
         }
-        let bit = 1 << (key % BITS);
-        debug_assert!(self.used[key / BITS] & bit != 0, "a live key is freed once");
-        self.used[key / BITS] &= !bit;
-        self.len -= 1;
-        self.slots[key].map(|slot| TaskRef(slot.data, self.kinds.get(slot.kind).0))
+        self.live += 1;
+        Place::new(page, bit)
     }
 
-    /// The live tasks, and where each was spawned.
-    fn iter(&self) -> impl Iterator<Item = (TaskRef, &'static Location<'static>)> + '_ {
-        self.used.iter().enumerate().flat_map(move |(i, &word)| {
-            (0..BITS).filter(move |b| word & (1 << b) != 0).filter_map(move |b| {
-                let slot = self.slots[i * BITS + b]?;
-                let (vtable, loc) = self.kinds.get(slot.kind);
-                Some((TaskRef(slot.data, vtable), loc))
-            })
+    /// The live tasks that have not left the set, by page and bit.
+    fn present(&self) -> impl Iterator<Item = (&Page, usize)> + '_ {
+        self.pages.iter().flat_map(|page| {
+            // SAFETY: `&self` is reached under the lock.
+            let bits = unsafe { page.present() };
+            (0..BITS).filter(move |b| bits & (1 << b) != 0).map(move |b| (&**page, b))
         })
     }
 
     /// Where each live task was spawned.
     pub(crate) fn locations(&self) -> Vec<&'static Location<'static>> {
-        self.iter().map(|(_, loc)| loc).collect()
+        self.present()
+            // SAFETY: under the lock.
+            .map(|(page, bit)| self.kinds.get(unsafe { (*page.kinds.get())[bit] }))
+            .collect()
     }
 
     /// A waker of each live `!Send` task; the set keeps its own references.
+    ///
+    /// Only on the home thread: a `!Send` task's future is only dropped there (see
+    /// `home.rs`), so none of these tasks can leave the set, and release the set's
+    /// reference, while its waker is cloned.
     pub(crate) fn home_wakers(&self) -> Vec<Waker> {
         let mut wakers = Vec::new();
-        for (i, &word) in self.used.iter().enumerate() {
-            for b in (0..BITS).filter(|b| word & (1 << b) != 0) {
-                let Some(slot) = self.slots[i * BITS + b].filter(|s| s.home) else { continue };
-                let task = TaskRef(slot.data, self.kinds.get(slot.kind).0);
-                // SAFETY: the task is in the set, whose reference keeps it alive while
-                // the lock is held; the clone is a reference of its own, and the
-                // set's is not released (`ManuallyDrop`).
-                let set_ref = ManuallyDrop::new(unsafe { task.into_waker() });
-                wakers.push(Waker::clone(&set_ref));
+        for (page, bit) in self.present() {
+            // SAFETY: under the lock.
+            if unsafe { *page.home.get() } & (1 << bit) == 0 {
+                continue;
             }
+            // SAFETY: the key is live. The task is alive: the set's reference is only
+            // released as the task's future is dropped, which happens on this thread
+            // (see above); the clone is a reference of its own, and the set's is not
+            // released (`ManuallyDrop`).
+            let set_ref = ManuallyDrop::new(unsafe { page.task(bit).into_waker() });
+            wakers.push(Waker::clone(&set_ref));
         }
         wakers
     }
 
     /// Empties the set and gives a waker of each task it held, which owns the set's
-    /// reference. Tasks that finish later find their epoch over and free nothing.
+    /// reference. Its pages are retired: tasks that finish later find their bit set
+    /// and release nothing.
     pub(crate) fn take_all(&mut self) -> Vec<Waker> {
-        let wakers = self
-            .iter()
-            // SAFETY: the task leaves the set here, under its lock, and the new epoch
-            // keeps its `Tracked::drop` from releasing the reference again.
-            .map(|(task, _)| unsafe { task.into_waker() })
-            .collect();
-        self.used.iter_mut().for_each(|w| *w = 0);
+        let mut wakers = Vec::new();
+        for page in &self.pages {
+            // SAFETY: under the lock.
+            let live = unsafe { *page.live.get() };
+            // Every live key at once: the bits that were clear are ours.
+            let ours = live & !page.done.0.fetch_or(live, Ordering::AcqRel);
+            for bit in (0..BITS).filter(|b| ours & (1 << b) != 0) {
+                // SAFETY: the key is live, and winning its bit made the set's reference
+                // ours: the task is alive until it is released.
+                wakers.push(unsafe { page.task(bit).into_waker() });
+            }
+        }
+        self.retired.append(&mut self.pages);
         self.cursor = 0;
-        self.len = 0;
-        self.epoch = self.epoch.wrapping_add(1);
+        self.live = 0;
         wakers
     }
 }
@@ -253,12 +375,8 @@ impl State {
     ) -> (async_task::Runnable, T) {
         let mut active = self.active();
         let key = active.vacant();
-        let registration = Registration {
-            state: self,
-            key: u32::try_from(key).expect("fewer than 2^32 live tasks"),
-            epoch: active.epoch,
-            loc,
-        };
+        let page = &active.pages[key / BITS];
+        let registration = Registration { state: self, place: Place::new(page, key % BITS), loc };
         let (runnable, task) = make(registration);
         // The set owns this reference (see `TaskRef`): it is not dropped here.
         let waker = ManuallyDrop::new(runnable.waker());
@@ -274,8 +392,7 @@ impl State {
 /// `Arc<State>`, and async-task drops that only after the future (see `Tracked::drop`).
 pub(crate) struct Registration {
     state: *const State,
-    key: u32,
-    epoch: u32,
+    place: Place,
     /// Where the task was spawned, for reports.
     loc: &'static Location<'static>,
 }
@@ -327,11 +444,12 @@ impl<F> Drop for Tracked<F> {
         // SAFETY: the task's schedule function keeps the state alive until after its
         // future is dropped (see `Registration`).
         let state = unsafe { &*r.state };
-        let owned = state.active().remove(r.key as usize, r.epoch);
-        if let Some(task) = owned {
-            // SAFETY: `remove` took the task out of the set under its lock, so its
-            // reference is ours to release. The task outlives it: its future is being
-            // dropped by whoever holds the task (its runnable, or async-task itself).
+        // SAFETY: the set lives as long as the state (above); this task leaves it once,
+        // here, as its future is dropped.
+        if let Some(task) = unsafe { r.place.leave() } {
+            // SAFETY: winning the task's bit made the set's reference ours to release.
+            // The task outlives it: its future is being dropped by whoever holds the
+            // task (its runnable, or async-task itself).
             drop(unsafe { task.into_waker() });
         }
         // async-task drops the future under a guard that aborts the process if the
@@ -351,31 +469,27 @@ impl<F> Drop for Tracked<F> {
 mod tests {
     use super::*;
 
-    /// A stand-in task: a waker with data and a vtable that does nothing.
-    fn task() -> TaskRef {
+    /// A stand-in task: a waker whose data is `id` and whose vtable does nothing.
+    fn task_with(id: usize) -> TaskRef {
         use std::task::RawWaker;
         const VTABLE: RawWakerVTable =
             RawWakerVTable::new(|p| RawWaker::new(p, &VTABLE), |_| {}, |_| {}, |_| {});
         // SAFETY: the vtable never reads the data pointer.
-        let waker = unsafe { Waker::new(NonNull::<u64>::dangling().as_ptr().cast(), &VTABLE) };
+        let waker = unsafe { Waker::new(ptr::without_provenance::<()>(id + 1), &VTABLE) };
         TaskRef::new(&waker)
     }
 
+    /// Spawns a stand-in task: its key and its place.
     #[track_caller]
-    fn spawn(slab: &mut Slab) -> usize {
+    fn spawn(slab: &mut Slab) -> (usize, Place) {
         let key = slab.vacant();
-        slab.insert(key, task(), Location::caller(), false);
-        key
+        (key, slab.insert(key, task_with(key), Location::caller(), false))
     }
 
-    /// Another kind of task: another vtable.
-    fn other_task() -> TaskRef {
-        use std::task::RawWaker;
-        const OTHER: RawWakerVTable =
-            RawWakerVTable::new(|p| RawWaker::new(p, &OTHER), |_| {}, |_| {}, |_| {});
-        // SAFETY: the vtable never reads the data pointer.
-        let waker = unsafe { Waker::new(NonNull::<u32>::dangling().as_ptr().cast(), &OTHER) };
-        TaskRef::new(&waker)
+    /// The task at `place` finishes: whether it released the set's reference.
+    fn finish(place: Place) -> bool {
+        // SAFETY: the slab is alive, and each test finishes a place once.
+        unsafe { place.leave() }.is_some()
     }
 
     /// How many times a sequence of keys goes down: 0 is spawn order, 1 is spawn
@@ -392,83 +506,87 @@ mod tests {
     #[test]
     fn keys_follow_spawn_order_whatever_order_tasks_finished_in() {
         let mut slab = Slab::default();
-        let mut keys: Vec<usize> = (0..1000).map(|_| spawn(&mut slab)).collect();
+        let mut spawned: Vec<(usize, Place)> = (0..1000).map(|_| spawn(&mut slab)).collect();
+        let keys: Vec<usize> = spawned.iter().map(|t| t.0).collect();
         assert_eq!(keys, (0..1000).collect::<Vec<_>>());
-        let capacity = slab.slots.len();
+        let capacity = slab.pages.len() * BITS;
         for round in 0..5 {
             // Finish them in a scrambled order.
             for i in 0..1000 {
-                let key = keys[(i * 7919 + round) % 1000];
-                assert!(slab.remove(key, slab.epoch).is_some());
+                assert!(finish(spawned[(i * 7919 + round) % 1000].1));
             }
             assert_eq!(slab.len(), 0);
-            let again: Vec<usize> = (0..1000).map(|_| spawn(&mut slab)).collect();
-            assert!(descents(&again) <= 1, "round {round}: {again:?}");
-            keys = again.clone();
-            let again = sorted(again);
-            again.windows(2).for_each(|w| assert!(w[0] < w[1], "a key given twice"));
-            assert!(again.iter().all(|&k| k < capacity), "round {round}: the set grew");
+            spawned = (0..1000).map(|_| spawn(&mut slab)).collect();
+            let keys: Vec<usize> = spawned.iter().map(|t| t.0).collect();
+            // The free keys of the last page, its reclaimed ones, then from the start.
+            assert!(descents(&keys) <= 2, "round {round}: {keys:?}");
+            let keys = sorted(keys);
+            keys.windows(2).for_each(|w| assert!(w[0] < w[1], "a key given twice"));
+            assert!(keys.iter().all(|&k| k < capacity), "round {round}: the set grew");
         }
     }
 
     #[test]
-    fn a_mostly_full_set_grows_instead_of_scanning_and_stays_under_twice_its_peak() {
+    fn a_mostly_full_set_grows_instead_of_scanning_and_stays_under_about_twice_its_peak() {
         let mut slab = Slab::default();
-        let long_lived: Vec<usize> = (0..640).map(|_| spawn(&mut slab)).collect();
-        // Free every tenth key: 90 % stay taken.
-        for key in long_lived.iter().step_by(10) {
-            slab.remove(*key, slab.epoch);
+        let long_lived: Vec<(usize, Place)> = (0..640).map(|_| spawn(&mut slab)).collect();
+        // Every tenth task finishes: 90 % stay.
+        for t in long_lived.iter().step_by(10) {
+            assert!(finish(t.1));
         }
-        // The free keys of the cursor's word are used, then the set grows: no scan
-        // from the start while most keys are taken.
-        let new: Vec<usize> = (0..64).map(|_| spawn(&mut slab)).collect();
+        // Full pages are reclaimed as the cursor passes; with most keys taken, the set
+        // grows rather than scanning from the start.
+        let new: Vec<usize> = (0..64).map(|_| spawn(&mut slab).0).collect();
         assert!(new.iter().all(|&k| k >= 576), "{new:?}");
-        assert_eq!(descents(&new), 0, "{new:?}");
-        // Churn: one short task at a time keeps reusing a key.
+        // Churn: one short task at a time keeps reusing keys.
         for _ in 0..10_000 {
-            let k = spawn(&mut slab);
-            slab.remove(k, slab.epoch);
+            let (_, place) = spawn(&mut slab);
+            assert!(finish(place));
         }
-        assert!(slab.slots.len() <= 2 * slab.len() + BITS, "grew to {}", slab.slots.len());
+        assert!(
+            slab.pages.len() * BITS <= 2 * slab.len() + 2 * BITS,
+            "grew to {}",
+            slab.pages.len()
+        );
     }
 
     #[test]
     fn a_sparse_set_reuses_freed_keys_from_the_start() {
         let mut slab = Slab::default();
-        let keys: Vec<usize> = (0..256).map(|_| spawn(&mut slab)).collect();
-        for key in &keys[..200] {
-            slab.remove(*key, slab.epoch);
+        let spawned: Vec<(usize, Place)> = (0..256).map(|_| spawn(&mut slab)).collect();
+        for t in &spawned[..200] {
+            assert!(finish(t.1));
         }
-        let capacity = slab.slots.len();
-        let reused: Vec<usize> = (0..200).map(|_| spawn(&mut slab)).collect();
+        let capacity = slab.pages.len();
+        let reused: Vec<usize> = (0..200).map(|_| spawn(&mut slab).0).collect();
         assert!(descents(&reused) <= 1, "{reused:?}");
         assert_eq!(sorted(reused), (0..200).collect::<Vec<_>>());
-        assert_eq!(slab.slots.len(), capacity, "no growth while keys are free");
+        assert_eq!(slab.pages.len(), capacity, "no growth while keys are free");
         assert_eq!(slab.len(), 256);
     }
 
     #[test]
-    fn each_task_keeps_its_own_vtable_and_location() {
+    fn each_task_keeps_its_own_parts_and_location() {
         let mut slab = Slab::default();
-        let (a, b) = (task(), other_task());
         let (here, there) = (Location::caller(), spawn_site());
-        let mut keys = Vec::new();
+        let mut spawned = Vec::new();
         for i in 0..300 {
             let key = slab.vacant();
-            // Kinds alternate, and come back after others.
-            let (t, loc) = if i % 3 == 0 { (b, there) } else { (a, here) };
-            slab.insert(key, t, loc, false);
-            keys.push((key, t, loc));
+            // Locations alternate, and come back after others.
+            let loc = if i % 3 == 0 { there } else { here };
+            let place = slab.insert(key, task_with(i), loc, false);
+            spawned.push((i, place));
         }
         let mut locs = slab.locations();
         assert_eq!(locs.iter().filter(|l| std::ptr::eq(**l, there)).count(), 100);
         locs.retain(|l| std::ptr::eq(*l, here));
         assert_eq!(locs.len(), 200);
-        for (key, t, _) in keys {
-            let got = slab.remove(key, slab.epoch).expect("a live key");
-            assert!(std::ptr::eq(got.1, t.1) && got.0 == t.0, "key {key}: another task's parts");
+        for (i, place) in spawned {
+            // SAFETY: each place leaves once.
+            let got = unsafe { place.leave() }.expect("a live task");
+            assert_eq!(got.0.as_ptr() as usize, i + 1, "task {i}: another task's parts");
         }
-        assert_eq!(slab.kinds.list.len(), 2, "two kinds, each numbered once");
+        assert_eq!(slab.kinds.list.len(), 2, "two locations, each numbered once");
     }
 
     #[track_caller]
@@ -477,19 +595,30 @@ mod tests {
     }
 
     #[test]
-    fn take_all_empties_the_set_and_old_keys_free_nothing_after() {
+    fn take_all_empties_the_set_and_its_tasks_release_nothing_after() {
         let mut slab = Slab::default();
-        let old_epoch = slab.epoch;
-        let keys: Vec<usize> = (0..100).map(|_| spawn(&mut slab)).collect();
-        slab.remove(keys[3], old_epoch);
+        let old: Vec<(usize, Place)> = (0..100).map(|_| spawn(&mut slab)).collect();
+        assert!(finish(old[3].1));
         assert_eq!(slab.locations().len(), 99);
         assert_eq!(slab.take_all().len(), 99);
         assert_eq!(slab.len(), 0);
-        let new_key = spawn(&mut slab);
+        let (new_key, new_place) = spawn(&mut slab);
         assert_eq!(new_key, 0);
-        // A task of the old epoch finishing late leaves the new task alone.
-        assert!(slab.remove(keys[0], old_epoch).is_none());
+        // A task that `take_all` took finishing late releases nothing, and leaves the
+        // new task under the same key alone.
+        assert!(!finish(old[0].1));
         assert_eq!(slab.len(), 1);
-        assert!(slab.remove(new_key, slab.epoch).is_some());
+        assert!(finish(new_place));
+        assert_eq!(slab.len(), 0);
+    }
+
+    #[test]
+    fn home_tasks_are_told_apart() {
+        let mut slab = Slab::default();
+        for i in 0..10 {
+            let key = slab.vacant();
+            slab.insert(key, task_with(i), Location::caller(), i % 2 == 0);
+        }
+        assert_eq!(slab.home_wakers().len(), 5);
     }
 }

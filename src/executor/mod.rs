@@ -197,6 +197,13 @@ impl<'a> Executor<'a> {
         self.state.cancel_all()
     }
 
+    /// Drops every unfinished task now, as dropping the executor does (for the model
+    /// checks, which race it against runners).
+    #[cfg(loom)]
+    pub fn cancel_all_now(&self) {
+        self.state.cancel_all()
+    }
+
     /// Sends the executor's incidents (panics caught while dropping tasks, leaked
     /// `!Send` tasks) to `reporter` instead of stderr. Only the first call counts.
     pub(crate) fn set_reporter(&self, reporter: Reporter) {

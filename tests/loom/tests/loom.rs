@@ -171,3 +171,36 @@ fn cancellation_racing_completion_drops_the_future_once() {
         assert!(ex.is_empty());
     });
 }
+
+/// Cancelling every task (as closing a loop does) while a runner on another thread
+/// finishes one: the set of live tasks hands its reference to the task to exactly one
+/// of them, the future is dropped once, and the set ends empty.
+#[test]
+fn cancel_all_racing_a_finishing_task_releases_it_once() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    model(|| {
+        let ex = StdArc::new(Executor::new());
+        let drops = Arc::new(AtomicUsize::new(0));
+        let counted = Counted(drops.clone());
+        ex.spawn(async move {
+            let _c = counted;
+        })
+        .detach();
+        let done_tx = Oneshot::<()>::new();
+        let done_rx = done_tx.clone();
+        let runner_ex = ex.clone();
+        let runner = loom::thread::spawn(move || {
+            loom::future::block_on(runner_ex.run(done_rx));
+        });
+        ex.cancel_all_now();
+        done_tx.send(());
+        runner.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "the future is dropped exactly once");
+        assert!(ex.is_empty());
+    });
+}
