@@ -43,6 +43,13 @@ const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_micros(500);
 /// takes work from a shared injector queue, and steals from the other threads when
 /// it runs dry. Idle threads sleep until there is work.
 ///
+/// Order, as asyncio's `call_soon` gives it: spawned tasks start in the order they
+/// were spawned, and a task that yields, or that awaited a task which just finished,
+/// goes to the back of the line. One exception keeps messages fast: a task woken by a
+/// task that goes on running (a message handed over a channel) runs next on that
+/// thread, at most three times in a row. With several threads, each keeps this order
+/// for its own tasks.
+///
 /// Dropping the executor drops every task that has not finished.
 ///
 /// A panic in a task resumes in whoever awaits it; the panic of a task that nobody
