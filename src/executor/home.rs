@@ -68,12 +68,6 @@ impl Home {
         self.queue.pop().ok()
     }
 
-    /// Whether the executor cancelled its tasks.
-    #[inline]
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) != 0
-    }
-
     /// Marks the executor's tasks cancelled; queued runnables are dropped, not run.
     pub(crate) fn close(&self) {
         self.closed.store(1, Ordering::SeqCst);

@@ -198,16 +198,6 @@ impl State {
             self.push_back(runner, runnable);
             return;
         }
-        // A runner on its own keeps the task in its private slot: no other runner
-        // could watch the shared one, and the private one costs no atomic operation.
-        // (A runner that starts meanwhile does not see this task until it is run or
-        // displaced: at most one task of this runner escapes a watch that starts now.)
-        if self.runners.load(Ordering::Relaxed) == 1 {
-            if let Some(displaced) = runner.next.replace(Some(runnable)) {
-                self.push_back(runner, displaced);
-            }
-            return;
-        }
         let raw = runnable.into_raw().as_ptr();
         // SeqCst: ordered before the loads in `watch_slot` (see there).
         match NonNull::new(runner.local.slot.swap(raw, Ordering::SeqCst)) {
@@ -386,10 +376,7 @@ pub(crate) struct Runner {
     /// runner, which runs next (LIFO) and so keeps a message and its answer hot in
     /// cache.
     local: Arc<Local>,
-    /// The LIFO slot of a runner on its own (see [`State::schedule`]), which only
-    /// this runner sees; the shared one is `local.slot`.
-    next: Cell<Option<Runnable>>,
-    /// How many tasks in a row came from a LIFO slot.
+    /// How many tasks in a row came from the slot.
     lifo_streak: Cell<u32>,
     /// Set while the task that this runner runs finishes: what it wakes then (the
     /// task that awaited it) goes to the back of the line (see [`State::schedule`]).
@@ -425,7 +412,6 @@ impl Runner {
         Runner {
             state: state.clone(),
             local,
-            next: Cell::new(None),
             lifo_streak: Cell::new(0),
             finishing: Cell::new(false),
             thread: thread_id(),
@@ -459,10 +445,7 @@ impl Runner {
 
     #[inline]
     fn find_inner(&self) -> Option<Runnable> {
-        // `cancel_all` cannot reach the private slot: a task found there after it is
-        // dropped (cancelled) here, as `drain` would have.
-        let next = self.next.take().filter(|_| !self.state.home.is_closed());
-        if let Some(r) = next.or_else(|| self.local.take_slot()) {
+        if let Some(r) = self.local.take_slot() {
             if self.lifo_streak.get() < MAX_LIFO_STREAK {
                 self.lifo_streak.set(self.lifo_streak.get() + 1);
                 return Some(r);
@@ -651,7 +634,7 @@ impl Drop for Runner {
         self.state.runners.fetch_sub(1, Ordering::Relaxed);
         // Hand what is left to the other runners.
         let mut moved = false;
-        for r in [self.next.take(), self.local.take_slot()].into_iter().flatten() {
+        if let Some(r) = self.local.take_slot() {
             let _ = self.state.global.push(r);
             moved = true;
         }
