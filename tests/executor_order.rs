@@ -141,3 +141,34 @@ fn tasks_that_wake_each_other_forever_let_a_task_from_another_thread_run() {
     drop((ping, pong));
     lp.close().unwrap();
 }
+
+#[test]
+fn a_yielding_local_task_does_not_starve_a_task_woken_from_another_thread() {
+    // A `!Send` task that yields in a loop (asyncio's `while not done: await
+    // sleep(0)`) waits for a task woken by its timer: that wake-up must get its turn.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let yields = polyloop::block_on(async {
+            let done = Arc::new(AtomicBool::new(false));
+            let d = done.clone();
+            polyloop::spawn(async move {
+                polyloop::sleep(std::time::Duration::from_millis(10)).await;
+                d.store(true, Ordering::SeqCst);
+            })
+            .detach();
+            polyloop::spawn_local(async move {
+                let mut n = 0u64;
+                while !done.load(Ordering::SeqCst) {
+                    polyloop::yield_now().await;
+                    n += 1;
+                }
+                n
+            })
+            .await
+        });
+        let _ = tx.send(yields);
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("watchdog: the task woken by its timer never ran behind a yielding !Send task");
+}

@@ -459,12 +459,20 @@ impl Runner {
             self.state.push_back(self, r);
         }
         self.lifo_streak.set(0);
-        self.ticks.set(self.ticks.get().wrapping_add(1));
+        let ticks = self.ticks.get().wrapping_add(1);
+        self.ticks.set(ticks);
         // The local queue first: it only holds tasks queued while the shared queues
         // were empty (see `State::push_back`), so it cannot keep them waiting.
         // Two loads to see it empty cost less than a failed pop.
         if !self.local.queue.is_empty() {
             if let Ok(r) = self.local.queue.pop() {
+                return Some(r);
+            }
+        }
+        // The home queue before the global one, but now and then the other way round:
+        // a `!Send` task that yields in a loop would keep the home queue busy forever.
+        if ticks % 61 == 0 {
+            if let Some(r) = self.pop_global() {
                 return Some(r);
             }
         }
