@@ -69,10 +69,7 @@ pub(crate) fn block_on<T>(future: impl Future<Output = T>) -> T {
         return futures_lite::future::block_on(future);
     }
     note_reactor();
-    // This thread drives the reactor; it also fires polyloop's timers whenever the
-    // future runs out of work (see `crate::timer`).
-    let future = std::pin::pin!(future);
-    async_io::block_on(crate::timer::Driven::new(future))
+    async_io::block_on(future)
 }
 
 /// `Ok` where async-io's reactor may be used for I/O; in a forked child that lost it,
@@ -96,10 +93,15 @@ pub(crate) fn check_reactor() -> io::Result<()> {
     Ok(())
 }
 
-/// Waits until `deadline`: on polyloop's timer queue (see `crate::timer`), or in a
-/// child that lost the reactor, on the child's own timer thread.
+/// Waits until `deadline`: a timer of async-io's reactor, or in a child that lost the
+/// reactor, one of the child's own timer thread.
 pub(crate) async fn sleep_until(deadline: Instant) {
-    crate::timer::Sleep::new(deadline).await;
+    if reactor_lost() {
+        ChildTimer { deadline, key: None }.await;
+        return;
+    }
+    note_reactor();
+    async_io::Timer::at(deadline).await;
 }
 
 #[cfg(unix)]
@@ -210,15 +212,9 @@ impl Timers {
 }
 
 /// A timer on the child's timer thread.
-pub(crate) struct ChildTimer {
+struct ChildTimer {
     deadline: Instant,
     key: Option<(&'static Timers, u64)>,
-}
-
-impl std::fmt::Debug for ChildTimer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChildTimer").field("deadline", &self.deadline).finish_non_exhaustive()
-    }
 }
 
 impl Future for ChildTimer {
@@ -250,10 +246,6 @@ impl Future for ChildTimer {
 }
 
 impl ChildTimer {
-    pub(crate) fn new(deadline: Instant) -> ChildTimer {
-        ChildTimer { deadline, key: None }
-    }
-
     fn cancel(&mut self) {
         if let Some((timers, key)) = self.key.take() {
             timers.lock().remove(&(self.deadline, key));

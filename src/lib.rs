@@ -124,7 +124,6 @@ pub mod process;
 mod settings;
 #[cfg(unix)]
 pub mod signal;
-mod timer;
 mod workers;
 
 use std::fmt;
@@ -268,8 +267,7 @@ where
     }
 }
 
-/// Waits for `duration` (a timer of polyloop's timer queue, which the reactor wakes; no
-/// thread is blocked).
+/// Waits for `duration` (a timer of the reactor; no thread is blocked).
 ///
 /// # Examples
 ///

@@ -42,8 +42,8 @@ const CLOSED: u8 = 2;
 /// made for a thread without being asked for (by [`block_on`](crate::block_on), or a
 /// policy's `get_event_loop` on the main thread) is closed when that thread exits.
 ///
-/// I/O and timers from `async-io` work inside it, and so do polyloop's own timers
-/// ([`sleep`](crate::sleep), [`timeout`](crate::timeout)).
+/// I/O and timers from `async-io` (and so [`sleep`](crate::sleep) and
+/// [`timeout`](crate::timeout)) work inside it.
 ///
 /// # Examples
 ///

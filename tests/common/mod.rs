@@ -55,13 +55,11 @@ pub(crate) fn leaks() -> Vec<String> {
     }
     let baseline = BASELINE.get().cloned().unwrap_or_default();
     // The process-wide reactor keeps one epoll, one eventfd and one timerfd; the
-    // process-wide pidfd child watcher keeps one epoll of its children's pidfds;
-    // polyloop's process-wide timer queue keeps one timerfd.
+    // process-wide pidfd child watcher keeps one epoll of its children's pidfds.
     let mut allowed: Vec<&str> = vec![
         "anon_inode:[eventpoll]",
         "anon_inode:[eventpoll]",
         "anon_inode:[eventfd]",
-        "anon_inode:[timerfd]",
         "anon_inode:[timerfd]",
     ];
     for (fd, target) in open_fds() {
