@@ -245,17 +245,7 @@ impl State {
         if let Some(r) = spilled {
             let _ = self.global.push(r);
         }
-        self.notify_others();
-    }
-
-    /// After a runner queued a task: wakes another runner to help, if there is one
-    /// and it sleeps. A runner on its own skips the fence of `notify_one`: the task is
-    /// in a queue it looks at before it sleeps, so no wake-up is needed for progress.
-    #[inline]
-    fn notify_others(&self) {
-        if self.runners.load(Ordering::Relaxed) > 1 {
-            self.notify_one();
-        }
+        self.notify_one();
     }
 
     /// After a task went into an empty LIFO slot: if runners are idle and none watches
