@@ -184,7 +184,8 @@ impl<'a> Executor<'a> {
         run(&self.state, future).await
     }
 
-    /// Whether no task is waiting to be run right now.
+    /// Whether every spawned task has finished (or was dropped): an idle task that
+    /// waits for something still counts.
     pub fn is_empty(&self) -> bool {
         self.state.active_len() == 0
     }

@@ -71,7 +71,8 @@ impl<T> Task<T> {
     }
 
     /// Cancels the task and waits until it is gone. Gives its output if it had
-    /// already finished, else `None`.
+    /// already finished, else `None`. A task that has not finished is dropped by a
+    /// thread running its executor: with none running, this waits.
     ///
     /// # Examples
     ///
