@@ -199,7 +199,9 @@ impl Callbacks {
     pub(crate) fn push_ready(&self, callback: Callback, loc: Loc) -> Handle {
         let handle = Handle::new();
         self.lock().ready.push_back((handle.clone(), callback, loc));
-        self.event.notify(1);
+        // The callbacks' driver waits its turn behind the tasks queued before, as the
+        // callback would in asyncio's one queue.
+        crate::executor::waking_at_back(|| self.event.notify(1));
         handle
     }
 

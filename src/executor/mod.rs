@@ -442,6 +442,13 @@ impl Watch {
     }
 }
 
+/// Runs `f`, with the tasks it wakes on this thread's runner queued at the back of the
+/// line rather than in the runner's LIFO slot (see `State::schedule`).
+#[inline]
+pub(crate) fn waking_at_back<R>(f: impl FnOnce() -> R) -> R {
+    state::waking_at_back(f)
+}
+
 fn run_one(runnable: Runnable) {
     runnable.run();
 }

@@ -121,6 +121,23 @@ pub(crate) fn task_finishing(state: *const State) {
     }
 }
 
+/// Runs `f`, with what it wakes on this thread's runner (if any) queued at the back of
+/// the line, as asyncio's `call_soon` queues a callback, rather than in the LIFO slot.
+#[inline]
+pub(crate) fn waking_at_back<R>(f: impl FnOnce() -> R) -> R {
+    let runner = RUNNER.try_with(Cell::get).map_or(ptr::null(), |(_, runner)| runner);
+    if runner.is_null() {
+        return f();
+    }
+    // SAFETY: as in `State::schedule`: the runner outlives its `RUNNER` entry, and `f`
+    // runs on this thread, inside the task that the runner is running.
+    let runner = unsafe { &*runner };
+    let before = runner.finishing.replace(true);
+    let out = f();
+    runner.finishing.set(before);
+    out
+}
+
 /// A small, cheap, never-zero id of the calling thread.
 pub(crate) fn thread_id() -> u64 {
     THREAD_ID.with(|id| {
