@@ -6,7 +6,7 @@
 //! cargo bench --bench compare -- --write BENCHMARKS.md     # and puts them in the file
 //! ```
 //!
-//! Options (after `--`): `--reps N` (default 5), `--scaling-reps N` (default 3),
+//! Options (after `--`): `--reps N` (default 5), `--scaling-reps N` (default 5),
 //! `--no-scaling`, `--only SUBSTRING` (rows whose name contains it), `--write FILE`
 //! (replaces the text between the `<!-- compare:begin -->` and `<!-- compare:end -->`
 //! lines of FILE).
@@ -164,7 +164,7 @@ fn main() {
     let opt = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone());
     let reps: usize = opt("--reps").map_or(5, |v| v.parse().expect("--reps N"));
     let scaling_reps: usize =
-        opt("--scaling-reps").map_or(3, |v| v.parse().expect("--scaling-reps N"));
+        opt("--scaling-reps").map_or(5, |v| v.parse().expect("--scaling-reps N"));
     let only = opt("--only");
     let write = opt("--write");
     let scaling = !args.iter().any(|a| a == "--no-scaling");
@@ -213,8 +213,9 @@ fn main() {
     if scaling && !scaling_rows.is_empty() {
         let _ = writeln!(
             out,
-            "\n### By task threads ({scaling_reps} repetitions; {cores} cores: above {cores} \
-             threads the machine is oversubscribed)\n"
+            "\n### By task threads ({scaling_reps} interleaved repetitions: median, and \
+             min–max in brackets; {cores} cores: above {cores} threads the machine is \
+             oversubscribed)\n"
         );
         scaling_table(&mut out, &scaling_rows, &results);
     }
@@ -302,10 +303,7 @@ fn table(out: &mut String, rows: &[Row], threads: usize, results: &Results) {
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
     for row in rows {
-        let cell = |rt: Rt| match results.get((row.id, rt, threads)) {
-            Some((m, lo, hi)) => format!("{} [{}–{}]", fmt_num(m), fmt_num(lo), fmt_num(hi)),
-            None => "—".into(),
-        };
+        let cell = |rt: Rt| fmt_cell(results.get((row.id, rt, threads)));
         let ours = results.get((row.id, Rt::Polyloop, threads)).map(|r| r.0);
         let peers: Vec<f64> = [Rt::Tokio, Rt::Smol]
             .iter()
@@ -359,17 +357,18 @@ fn scaling_table(out: &mut String, rows: &[Row], results: &Results) {
         for rt in RTS {
             let _ = write!(out, "| {} ({}) | {} |", row.label, row.unit, rt.name());
             for n in SCALING_THREADS {
-                match results.get((row.id, rt, SCALING + n)) {
-                    Some((m, _, _)) => {
-                        let _ = write!(out, " {} |", fmt_num(m));
-                    }
-                    None => {
-                        let _ = write!(out, " — |");
-                    }
-                }
+                let _ = write!(out, " {} |", fmt_cell(results.get((row.id, rt, SCALING + n))));
             }
             let _ = writeln!(out);
         }
+    }
+}
+
+/// A table cell: the median, and min–max in brackets.
+fn fmt_cell(result: Option<(f64, f64, f64)>) -> String {
+    match result {
+        Some((m, lo, hi)) => format!("{} [{}–{}]", fmt_num(m), fmt_num(lo), fmt_num(hi)),
+        None => "—".into(),
     }
 }
 

@@ -109,14 +109,28 @@ pub(crate) fn running_state() -> *const State {
     RUNNER.try_with(Cell::get).map_or(ptr::null(), |(state, _)| state)
 }
 
+/// The runner that is running tasks on this thread, and its executor's state.
+///
+/// # Safety
+///
+/// The runner is only used on this thread, within the task (or schedule call) during
+/// which this was called: `RunnerGuard` resets `RUNNER` before that runner can move or
+/// drop, and the runner is only used through shared references meanwhile.
+#[inline]
+unsafe fn current_runner<'a>() -> Option<(*const State, &'a Runner)> {
+    let (state, runner) = RUNNER.try_with(Cell::get).ok()?;
+    // SAFETY: a non-null `RUNNER` points at a live runner (forwarded to the caller).
+    unsafe { runner.as_ref() }.map(|runner| (state, runner))
+}
+
 /// Notes that the task being run on this thread for the executor `state` has finished:
 /// what it wakes from now until it returns goes to the back of the line.
 #[inline]
 pub(crate) fn task_finishing(state: *const State) {
-    if let Ok((running, runner)) = RUNNER.try_with(Cell::get) {
+    // SAFETY: used at once, on this thread, in the task being run.
+    if let Some((running, runner)) = unsafe { current_runner() } {
         if ptr::eq(running, state) {
-            // SAFETY: as in `State::schedule`: the runner outlives its `RUNNER` entry.
-            unsafe { (*runner).finishing.set(true) }
+            runner.to_back.set(true);
         }
     }
 }
@@ -125,16 +139,11 @@ pub(crate) fn task_finishing(state: *const State) {
 /// the line, as asyncio's `call_soon` queues a callback, rather than in the LIFO slot.
 #[inline]
 pub(crate) fn waking_at_back<R>(f: impl FnOnce() -> R) -> R {
-    let runner = RUNNER.try_with(Cell::get).map_or(ptr::null(), |(_, runner)| runner);
-    if runner.is_null() {
-        return f();
-    }
-    // SAFETY: as in `State::schedule`: the runner outlives its `RUNNER` entry, and `f`
-    // runs on this thread, inside the task that the runner is running.
-    let runner = unsafe { &*runner };
-    let before = runner.finishing.replace(true);
+    // SAFETY: used on this thread, around `f`, in the task being run.
+    let Some((_, runner)) = (unsafe { current_runner() }) else { return f() };
+    let before = runner.to_back.replace(true);
     let out = f();
-    runner.finishing.set(before);
+    runner.to_back.set(before);
     out
 }
 
@@ -197,21 +206,10 @@ impl State {
     /// before).
     #[inline]
     pub(crate) fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
-        let runner = match RUNNER.try_with(Cell::get) {
-            Ok((state, runner)) if ptr::eq(state, self) => {
-                // SAFETY: `RUNNER` points at the runner that is running tasks on this
-                // thread; `RunnerGuard` resets it before that runner can move or drop,
-                // and the runner is only used through shared references meanwhile.
-                unsafe { &*runner }
-            }
-            _ => {
-                // The global queue is unbounded and never closed.
-                let _ = self.global.push(runnable);
-                self.notify_one();
-                return;
-            }
+        let Some(runner) = self.own_runner() else {
+            return self.push_global(runnable);
         };
-        if info.woken_while_running || runner.finishing.get() {
+        if info.woken_while_running || runner.to_back.get() {
             self.push_back(runner, runnable);
             return;
         }
@@ -232,16 +230,25 @@ impl State {
     /// start in the order they were spawned (as asyncio's `create_task` does).
     #[inline]
     pub(crate) fn schedule_spawned(&self, runnable: Runnable) {
-        match RUNNER.try_with(Cell::get) {
-            Ok((state, runner)) if ptr::eq(state, self) => {
-                // SAFETY: as in `schedule`.
-                self.push_back(unsafe { &*runner }, runnable)
-            }
-            _ => {
-                let _ = self.global.push(runnable);
-                self.notify_one();
-            }
+        match self.own_runner() {
+            Some(runner) => self.push_back(runner, runnable),
+            None => self.push_global(runnable),
         }
+    }
+
+    /// This thread's runner, if it is running tasks of this executor.
+    #[inline]
+    fn own_runner(&self) -> Option<&Runner> {
+        // SAFETY: the callers use it at once, on this thread, to queue a task.
+        let (state, runner) = unsafe { current_runner() }?;
+        ptr::eq(state, self).then_some(runner)
+    }
+
+    /// Queues a runnable from a thread that runs no task of this executor.
+    fn push_global(&self, runnable: Runnable) {
+        // The global queue is unbounded and never closed.
+        let _ = self.global.push(runnable);
+        self.notify_one();
     }
 
     /// Queues a runnable behind every task that is queued: in the runner's local
@@ -385,9 +392,10 @@ pub(crate) struct Runner {
     local: Arc<Local>,
     /// How many tasks in a row came from the slot.
     lifo_streak: Cell<u32>,
-    /// Set while the task that this runner runs finishes: what it wakes then (the
-    /// task that awaited it) goes to the back of the line (see [`State::schedule`]).
-    finishing: Cell<bool>,
+    /// Set while what the task that this runner runs wakes goes to the back of the
+    /// line rather than to the LIFO slot: once that task finished (what it wakes then
+    /// awaited it), or inside `waking_at_back` (see [`State::schedule`]).
+    to_back: Cell<bool>,
     thread: u64,
     ticks: Cell<u32>,
 }
@@ -420,16 +428,17 @@ impl Runner {
             state: state.clone(),
             local,
             lifo_streak: Cell::new(0),
-            finishing: Cell::new(false),
+            to_back: Cell::new(false),
             thread: thread_id(),
             ticks: Cell::new(0),
         }
     }
 
-    /// Called after each task this runner ran: it no longer finishes.
+    /// Called after each task this runner ran: what the next one wakes may use the
+    /// LIFO slot again.
     #[inline]
     pub(crate) fn ran(&self) {
-        self.finishing.set(false);
+        self.to_back.set(false);
     }
 
     /// Makes wake-ups on this thread go to this runner until the guard drops.

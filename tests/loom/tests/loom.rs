@@ -57,6 +57,15 @@ impl<T> Future for Oneshot<T> {
     }
 }
 
+/// Counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
@@ -135,12 +144,6 @@ fn two_runners_run_each_task_exactly_once() {
 /// is dropped exactly once, and `cancel` gives its output only if it completed.
 #[test]
 fn cancellation_racing_completion_drops_the_future_once() {
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     model(|| {
         let ex = StdArc::new(Executor::new());
         let drops = Arc::new(AtomicUsize::new(0));
@@ -177,12 +180,6 @@ fn cancellation_racing_completion_drops_the_future_once() {
 /// of them, the future is dropped once, and the set ends empty.
 #[test]
 fn cancel_all_racing_a_finishing_task_releases_it_once() {
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     model(|| {
         let ex = StdArc::new(Executor::new());
         let drops = Arc::new(AtomicUsize::new(0));
