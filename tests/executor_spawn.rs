@@ -174,6 +174,50 @@ fn dropping_the_executor_drops_unfinished_tasks() {
     assert_eq!(dropped.load(Ordering::SeqCst), 10);
 }
 
+/// Wakers woken from another thread while the executor is being dropped: every task's
+/// future is dropped once, and nothing is touched after it is freed (the executor's
+/// state lives as long as its tasks; a wake from outside keeps it alive while it
+/// queues the task). Run under valgrind too (see docs/reliability.md).
+#[test]
+fn waking_from_another_thread_while_the_executor_drops() {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    const TASKS: usize = 8;
+    for _ in 0..200 {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let wakers = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ex = Executor::new();
+        for _ in 0..TASKS {
+            let (flag, wakers) = (Flag(dropped.clone()), wakers.clone());
+            ex.spawn(async move {
+                let _flag = flag;
+                std::future::poll_fn(|cx| {
+                    wakers.lock().unwrap().push(cx.waker().clone());
+                    std::task::Poll::<()>::Pending
+                })
+                .await
+            })
+            .detach();
+        }
+        // Let them start and park, leaving their wakers behind.
+        futures_lite::future::block_on(ex.run(polyloop::yield_now()));
+        assert_eq!(wakers.lock().unwrap().len(), TASKS);
+        let waking = std::thread::spawn(move || {
+            let wakers = std::mem::take(&mut *wakers.lock().unwrap());
+            for w in wakers {
+                w.wake();
+            }
+        });
+        drop(ex);
+        waking.join().unwrap();
+        assert_eq!(dropped.load(Ordering::SeqCst), TASKS);
+    }
+}
+
 #[test]
 fn tasks_waking_each_other_in_a_long_chain_all_finish() {
     let n = 10_000;

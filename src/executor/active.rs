@@ -365,14 +365,14 @@ impl State {
     /// Creates a task with `make` and adds it to the set of live tasks. `make` wraps the
     /// task's future with the [`Registration`] it is given, so that the task leaves
     /// the set when its future is dropped, whether it was ever polled or not; the task's
-    /// schedule function must hold a clone of this `Arc` (see [`Registration`]).
+    /// metadata must be a clone of this `Arc` (see [`Registration`]).
     /// `home` says that the task is a `!Send` one, bound to the home thread.
     pub(crate) fn register<T>(
         &self,
         loc: &'static Location<'static>,
         home: bool,
-        make: impl FnOnce(Registration) -> (async_task::Runnable, T),
-    ) -> (async_task::Runnable, T) {
+        make: impl FnOnce(Registration) -> (super::state::Runnable, T),
+    ) -> (super::state::Runnable, T) {
         let mut active = self.active();
         let key = active.vacant();
         let page = &active.pages[key / BITS];
@@ -388,8 +388,8 @@ impl State {
 /// A task's place in the active set, given to the future that [`State::register`]
 /// creates.
 ///
-/// It points at the state without counting: every task's schedule function holds an
-/// `Arc<State>`, and async-task drops that only after the future (see `Tracked::drop`).
+/// It points at the state without counting: every task's metadata is an `Arc<State>`,
+/// and async-task drops that only after the future (see `Tracked::drop`).
 pub(crate) struct Registration {
     state: *const State,
     place: Place,
@@ -441,7 +441,7 @@ impl<F: Future> Future for Tracked<F> {
 impl<F> Drop for Tracked<F> {
     fn drop(&mut self) {
         let r = &self.registration;
-        // SAFETY: the task's schedule function keeps the state alive until after its
+        // SAFETY: the task's metadata keeps the state alive until after its
         // future is dropped (see `Registration`).
         let state = unsafe { &*r.state };
         // SAFETY: the set lives as long as the state (above); this task leaves it once,

@@ -16,11 +16,10 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use async_task::Runnable;
 use concurrent_queue::ConcurrentQueue;
 
 use super::report::Incident;
-use super::state::{State, thread_id};
+use super::state::{Runnable, State, thread_id};
 use super::sync::{Arc, AtomicU64, AtomicUsize, Ordering, fence};
 
 /// The value of [`Home::thread`] once the home thread has exited.

@@ -20,7 +20,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use async_task::{Builder, Runnable, WithInfo};
+use async_task::{Builder, WithInfo};
 
 use report::Reporter;
 use state::{Runner, Sleeper, State, Watched};
@@ -114,18 +114,16 @@ impl<'a> Executor<'a> {
         loc: &'static Location<'static>,
     ) -> Task<T> {
         let (runnable, task) = self.state.register(loc, false, |tracked| {
-            let sched = self.state.clone();
             // SAFETY: forwarded to the caller (see the `# Safety` section).
             unsafe {
-                Builder::new().propagate_panic(true).spawn_unchecked(
-                    |()| tracked.wrap(future),
-                    WithInfo(move |r, info| sched.schedule(r, info)),
-                )
+                Builder::new()
+                    .propagate_panic(true)
+                    .metadata(self.state.clone())
+                    .spawn_unchecked(|_| tracked.wrap(future), WithInfo(state::schedule))
             }
         });
-        // Not `runnable.schedule()`: a new task goes to the back of the line, and this
-        // saves the two atomic operations on the task by which async-task keeps it
-        // alive during that call (the state is alive: we borrow it).
+        // Not `runnable.schedule()`: a new task goes to the back of the line, where the
+        // schedule function would put it in the LIFO slot if a running task spawned it.
         self.state.schedule_spawned(runnable);
         Task::new(task)
     }
@@ -147,16 +145,15 @@ impl<'a> Executor<'a> {
             return Err(future);
         }
         let (runnable, task) = self.state.register(loc, true, |tracked| {
-            let sched = self.state.clone();
             // SAFETY: the future is `'static`. It is `!Send`: its runnable only ever
             // goes to the home queue, which only this thread pops, to run it or drop it
             // (other threads leave it there, or leak it once this thread is gone: see
             // `home.rs`); `OnHome` leaks the future rather than drop it elsewhere.
             // The schedule function is `Send + Sync + 'static`.
             unsafe {
-                Builder::new().propagate_panic(true).spawn_unchecked(
-                    |()| tracked.wrap(home::OnHome::new(future)),
-                    move |r| sched.schedule_home(r),
+                Builder::new().propagate_panic(true).metadata(self.state.clone()).spawn_unchecked(
+                    |_| tracked.wrap(home::OnHome::new(future)),
+                    state::schedule_home,
                 )
             }
         });
@@ -449,7 +446,7 @@ pub(crate) fn waking_at_back<R>(f: impl FnOnce() -> R) -> R {
     state::waking_at_back(f)
 }
 
-fn run_one(runnable: Runnable) {
+fn run_one(runnable: state::Runnable) {
     runnable.run();
 }
 

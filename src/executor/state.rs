@@ -25,7 +25,7 @@ use std::ptr::{self, NonNull};
 use std::sync::PoisonError;
 use std::task::{Context, Poll};
 
-use async_task::{Runnable, ScheduleInfo};
+use async_task::ScheduleInfo;
 use concurrent_queue::{ConcurrentQueue, PushError};
 use event_listener::{Event, EventListener};
 
@@ -36,6 +36,27 @@ use super::sync::{
     Arc, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock,
     executor_thread_local, fence,
 };
+
+/// A task's runnable. Its metadata is the executor's state: the schedule functions
+/// ([`schedule`], [`schedule_home`]) are then zero-sized, and async-task spares them
+/// the reference counting it does around a schedule function that captures anything
+/// (a wake costs one atomic operation on the task instead of four).
+pub(crate) type Runnable = async_task::Runnable<Arc<State>>;
+
+/// The schedule function of a `Send` task.
+pub(crate) fn schedule(runnable: Runnable, info: ScheduleInfo) {
+    let state: *const State = Arc::as_ptr(runnable.metadata());
+    // SAFETY: the task's metadata keeps the state alive as long as the task, which the
+    // runnable keeps alive until `State::schedule` queued it (see there for after).
+    unsafe { (*state).schedule(runnable, info) }
+}
+
+/// The schedule function of a `!Send` task.
+pub(crate) fn schedule_home(runnable: Runnable) {
+    let state: *const State = Arc::as_ptr(runnable.metadata());
+    // SAFETY: as in `schedule`.
+    unsafe { (*state).schedule_home(runnable) }
+}
 
 /// How many runnables a runner's local queue holds before it spills into the global one.
 #[cfg(not(loom))]
@@ -207,6 +228,11 @@ impl State {
     #[inline]
     pub(crate) fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         let Some(runner) = self.own_runner() else {
+            // Once queued, the task may run to its end on another thread and drop the
+            // last reference to this state before `push_global` is done with it: a
+            // waker keeps the task, and so the state, alive until then. (On a runner
+            // of this executor, the runner holds the state.)
+            let _alive = runnable.waker();
             return self.push_global(runnable);
         };
         if info.woken_while_running || runner.to_back.get() {
@@ -328,6 +354,8 @@ impl State {
 
     /// Queues a runnable of a `!Send` task bound to the home thread.
     pub(crate) fn schedule_home(&self, runnable: Runnable) {
+        // As in `schedule`: off this executor's runners, a waker keeps the state alive.
+        let _alive = self.own_runner().is_none().then(|| runnable.waker());
         self.home.push(runnable);
         if self.any_sleeping() {
             self.sleepers.notify_additional(usize::MAX);

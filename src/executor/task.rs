@@ -8,6 +8,8 @@ use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
 
 use super::report::Finished;
+use super::state::State;
+use super::sync::Arc;
 
 /// A spawned future: awaiting it gives the future's output.
 ///
@@ -26,17 +28,17 @@ use super::report::Finished;
 /// ```
 #[must_use = "dropping a Task cancels it; call .detach() to let it run on its own"]
 pub struct Task<T> {
-    task: ManuallyDrop<async_task::Task<Finished<T>>>,
+    task: ManuallyDrop<async_task::Task<Finished<T>, Arc<State>>>,
     /// Set once `poll` gave the output: nothing is left to release on drop.
     taken: bool,
 }
 
 impl<T> Task<T> {
-    pub(crate) fn new(task: async_task::Task<Finished<T>>) -> Task<T> {
+    pub(crate) fn new(task: async_task::Task<Finished<T>, Arc<State>>) -> Task<T> {
         Task { task: ManuallyDrop::new(task), taken: false }
     }
 
-    fn into_inner(self) -> async_task::Task<Finished<T>> {
+    fn into_inner(self) -> async_task::Task<Finished<T>, Arc<State>> {
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so the task is taken out once.
         unsafe { ManuallyDrop::take(&mut this.task) }
@@ -123,7 +125,7 @@ impl<T> Drop for Task<T> {
 /// async-task would read out the output and drop it after letting go of the task, when
 /// its executor may be gone; taken out here, while `cancel` holds the task (and so its
 /// executor), a panic in its drop is reported to that executor.
-fn release<T>(task: async_task::Task<Finished<T>>) {
+fn release<T>(task: async_task::Task<Finished<T>, Arc<State>>) {
     let mut cancel = pin!(task.cancel());
     let mut cx = Context::from_waker(Waker::noop());
     // The task's own panic is in its output (`Finished`), reported by `drop_in_task`;
