@@ -6,12 +6,15 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use event_listener::Event;
 use futures_lite::FutureExt;
+
+use crate::executor::PushMark;
 
 /// A callback scheduled with [`EventLoop::call_soon`](crate::EventLoop::call_soon).
 ///
@@ -106,28 +109,54 @@ type Loc = &'static Location<'static>;
 
 /// The callbacks of one loop: ready ones in FIFO order, timed ones by deadline.
 ///
-/// They run in passes, as the iterations of asyncio's loop: a pass runs the callbacks
-/// that were ready when it began, and what those schedule waits for the next pass.
-/// Once `stop()` was called, no pass begins in this run after the one that ran in it
-/// (or, for a stop before the run, after its first one): the rest waits for the next run.
+/// asyncio keeps callbacks and task steps in one FIFO queue. Here tasks wait in the
+/// executor's queues, and ready callbacks wait here, in *segments*: callbacks scheduled
+/// one after the other with no task queued in between (the executor's push mark did not
+/// change) form one. For each segment, a driver task stands in the executor's line where
+/// the segment's first callback was scheduled; when it runs, it runs that segment (and
+/// the timers that are due), then waits to be handed another. So a callback runs after
+/// the tasks queued before it, and before those queued after it.
+///
+/// A callback scheduled while a segment runs opens a new segment, whose driver queues
+/// at the back: each iteration runs only the callbacks that were ready when it began,
+/// and what they schedule waits for the next one. Callbacks never run at the same time:
+/// a driver that finds another one running waits its turn.
 pub(crate) struct Callbacks {
     queues: Mutex<Queues>,
-    /// Wakes the driver task when a callback is added.
+    /// Wakes the timer driver when a timer is added.
     event: Event,
-    /// The number of the loop's current (or last) run; only the thread that runs the
-    /// loop writes it.
-    run: AtomicU64,
-    /// `stop()` was called and the run it ends has not ended yet: no new pass.
-    stopping: AtomicBool,
-    /// Notified when a run begins.
-    run_begun: Event,
+    /// A driver is running callbacks.
+    busy: AtomicBool,
+    /// Notified when `busy` is cleared.
+    released: Event,
 }
+
+/// The right to run callbacks (see [`Callbacks::claim`]); dropping it gives it up, also
+/// when a callback's report panics.
+struct Busy<'a>(&'a Callbacks);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+        self.0.released.notify(1);
+    }
+}
+
+/// A ready callback, and the number of its segment.
+type Ready = (Handle, Callback, Loc, u64);
 
 #[derive(Default)]
 struct Queues {
-    ready: VecDeque<(Handle, Callback, Loc)>,
+    ready: VecDeque<Ready>,
     timers: BinaryHeap<Timed>,
     seq: u64,
+    /// The number of the last segment opened.
+    segments: u64,
+    /// The segment that the next callback joins if the push mark is still this one;
+    /// none once its driver took it.
+    open: Option<(u64, PushMark)>,
+    /// Drivers that wait to be handed a segment.
+    idle: Vec<Waker>,
 }
 
 /// A timed callback; the heap pops the earliest deadline, then the earliest scheduled.
@@ -162,46 +191,45 @@ impl Callbacks {
         Callbacks {
             queues: Mutex::new(Queues::default()),
             event: Event::new(),
-            run: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-            run_begun: Event::new(),
+            busy: AtomicBool::new(false),
+            released: Event::new(),
         }
-    }
-
-    /// A run of the loop begins: a driver held back by a stop may run a pass again.
-    pub(crate) fn begin_run(&self) {
-        // Only the thread that claimed the loop for this run writes the number.
-        self.run.store(self.run.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
-        self.run_begun.notify(usize::MAX);
-    }
-
-    /// `stop()` was called: no pass begins in this run after the one under way (or, if
-    /// the loop is not running, after the first pass of the next run).
-    pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-    }
-
-    /// The run that a stop ended is over.
-    pub(crate) fn clear_stop(&self) {
-        self.stopping.store(false, Ordering::Release);
-    }
-
-    /// Whether a stop holds the driver back: it already ran a pass in run `last_run`,
-    /// which is still the current one.
-    fn held_back(&self, last_run: Option<u64>) -> bool {
-        self.stopping.load(Ordering::Acquire) && last_run == Some(self.run.load(Ordering::Acquire))
     }
 
     fn lock(&self) -> MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn push_ready(&self, callback: Callback, loc: Loc) -> Handle {
+    /// Schedules a ready callback. `mark` reads the executor's push mark (see
+    /// [`Executor::push_mark`](crate::executor::Executor)); `spawn_driver` spawns one
+    /// more segment driver ([`Callbacks::drive_segments`]) when none is idle.
+    pub(crate) fn push_ready(
+        &self,
+        callback: Callback,
+        loc: Loc,
+        mark: impl Fn() -> PushMark,
+        spawn_driver: impl FnOnce(),
+    ) -> Handle {
         let handle = Handle::new();
-        self.lock().ready.push_back((handle.clone(), callback, loc));
-        // The callbacks' driver waits its turn behind the tasks queued before, as the
-        // callback would in asyncio's one queue.
-        crate::executor::waking_at_back(|| self.event.notify(1));
+        let mut q = self.lock();
+        let now = mark();
+        if let Some((seg, at)) = q.open {
+            if at == now {
+                q.ready.push_back((handle.clone(), callback, loc, seg));
+                return handle;
+            }
+        }
+        q.segments += 1;
+        let seg = q.segments;
+        q.ready.push_back((handle.clone(), callback, loc, seg));
+        // The segment's driver takes its place in line now, behind the tasks queued
+        // before, as the callback would in asyncio's one queue.
+        match q.idle.pop() {
+            Some(driver) => crate::executor::waking_at_back(|| driver.wake()),
+            None => spawn_driver(),
+        }
+        // Read after the driver was queued: only a task queued later closes the segment.
+        q.open = Some((seg, mark()));
         handle
     }
 
@@ -220,7 +248,7 @@ impl Callbacks {
     /// How many callbacks are scheduled and not cancelled.
     pub(crate) fn pending(&self) -> usize {
         let q = self.lock();
-        q.ready.iter().filter(|(h, _, _)| !h.is_cancelled()).count()
+        q.ready.iter().filter(|(h, ..)| !h.is_cancelled()).count()
             + q.timers.iter().filter(|t| !t.handle.is_cancelled()).count()
     }
 
@@ -228,56 +256,128 @@ impl Callbacks {
     pub(crate) fn clear(&self) {
         let dropped = {
             let mut q = self.lock();
-            (std::mem::take(&mut q.ready), std::mem::take(&mut q.timers))
+            q.open = None;
+            (
+                std::mem::take(&mut q.ready),
+                std::mem::take(&mut q.timers),
+                std::mem::take(&mut q.idle),
+            )
         };
         drop(dropped);
     }
 
-    /// Moves the due timers into the ready queue (by deadline) and takes the ready
-    /// queue, as one iteration of asyncio's loop does. Callbacks added while these run
-    /// wait for the next iteration.
-    fn take_due(&self) -> (VecDeque<(Handle, Callback, Loc)>, Option<Instant>) {
+    /// Moves the due timers (by deadline) to the back of `batch`; returns the next
+    /// deadline.
+    fn take_due(q: &mut Queues, batch: &mut Vec<(Handle, Callback, Loc)>) -> Option<Instant> {
         let now = Instant::now();
-        let mut q = self.lock();
         while q.timers.peek().is_some_and(|t| t.when <= now || t.handle.is_cancelled()) {
             let t = q.timers.pop().expect("peeked");
-            q.ready.push_back((t.handle, t.callback, t.loc));
+            batch.push((t.handle, t.callback, t.loc));
         }
-        let next = q.timers.peek().map(|t| t.when);
-        (std::mem::take(&mut q.ready), next)
+        q.timers.peek().map(|t| t.when)
     }
 
-    /// The task that runs the callbacks of a loop; spawned on the loop's executor.
-    /// `report` gets the panic of a callback, and where it was scheduled.
-    pub(crate) async fn drive(
+    /// Runs `batch`, skipping cancelled callbacks; `report` gets the panic of one.
+    fn run(batch: Vec<(Handle, Callback, Loc)>, report: &impl Fn(&(dyn Any + Send), Loc)) {
+        // What the callbacks wake goes to the back of the line, as asyncio's
+        // `call_soon` would queue it.
+        crate::executor::waking_at_back(|| {
+            for (handle, callback, loc) in batch {
+                if handle.is_cancelled() {
+                    continue;
+                }
+                // A panicking callback is reported and the loop goes on, as in asyncio.
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(callback)) {
+                    report(&*panic, loc);
+                }
+            }
+        });
+    }
+
+    /// Waits until no other driver runs callbacks (only ever the case with several
+    /// threads), and claims the right to until the guard drops.
+    async fn claim(&self) -> Busy<'_> {
+        loop {
+            if !self.busy.swap(true, Ordering::Acquire) {
+                return Busy(self);
+            }
+            let released = self.released.listen();
+            if !self.busy.swap(true, Ordering::Acquire) {
+                return Busy(self);
+            }
+            released.await;
+        }
+    }
+
+    /// Takes the oldest segment that no driver took yet, and the timers that are due.
+    fn take_segment(&self) -> Vec<(Handle, Callback, Loc)> {
+        let mut batch = Vec::new();
+        let mut q = self.lock();
+        let Some(&(.., seg)) = q.ready.front() else { return batch };
+        while q.ready.front().is_some_and(|r| r.3 == seg) {
+            let (handle, callback, loc, _) = q.ready.pop_front().expect("peeked");
+            batch.push((handle, callback, loc));
+        }
+        if q.open.is_some_and(|(open, _)| open == seg) {
+            q.open = None;
+        }
+        if Self::take_due(&mut q, &mut batch).is_some() {
+            // The timer driver may wait for this segment: the next deadline is its again.
+            self.event.notify(1);
+        }
+        batch
+    }
+
+    /// A segment driver: each time it runs, it runs the oldest segment that no driver
+    /// took yet (in one thread, drivers run in the order in which the segments were
+    /// opened, so this is its own), then the timers that are due, then waits until it
+    /// is handed another segment. Spawned on the loop's executor.
+    pub(crate) async fn drive_segments(
         self: Arc<Self>,
         report: impl Fn(&(dyn Any + Send), Loc) + Send + 'static,
     ) {
-        // The run in which the last pass ran.
-        let mut last_run = None;
         loop {
-            if self.held_back(last_run) {
-                // Register, then look again, so that a run that begins meanwhile is seen.
-                let begun = self.run_begun.listen();
-                if self.held_back(last_run) {
-                    begun.await;
+            let busy = self.claim().await;
+            Self::run(self.take_segment(), &report);
+            drop(busy);
+            // Handed another segment by `push_ready`, it is woken, and so queued, again.
+            let mut parked = false;
+            std::future::poll_fn(|cx| {
+                if std::mem::replace(&mut parked, true) {
+                    return Poll::Ready(());
                 }
-                continue;
-            }
+                self.lock().idle.push(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+        }
+    }
+
+    /// The timer driver: sleeps until the next timer is due, then runs the due ones,
+    /// unless a segment waits to run: its driver runs them after it. Spawned on the
+    /// loop's executor.
+    pub(crate) async fn drive_timers(
+        self: Arc<Self>,
+        report: impl Fn(&(dyn Any + Send), Loc) + Send + 'static,
+    ) {
+        loop {
             let listener = self.event.listen();
-            let (batch, next) = self.take_due();
+            let mut batch = Vec::new();
+            let next = {
+                let mut q = self.lock();
+                // A segment waits: its driver runs the due timers behind it, as asyncio
+                // appends them to the ready queue (and tells us when done).
+                (q.ready.is_empty()).then(|| Self::take_due(&mut q, &mut batch))
+            };
+            let Some(next) = next else {
+                listener.await;
+                continue;
+            };
             if !batch.is_empty() {
-                last_run = Some(self.run.load(Ordering::Acquire));
-                for (handle, callback, loc) in batch {
-                    if handle.is_cancelled() {
-                        continue;
-                    }
-                    // A panicking callback is reported and the loop goes on, as in asyncio.
-                    if let Err(panic) = catch_unwind(AssertUnwindSafe(callback)) {
-                        report(&*panic, loc);
-                    }
-                }
-                // Let tasks woken by these callbacks run before the next batch.
+                let busy = self.claim().await;
+                Self::run(batch, &report);
+                drop(busy);
+                // Timers that these callbacks set for now wait for the next iteration.
                 futures_lite::future::yield_now().await;
                 continue;
             }

@@ -86,7 +86,6 @@ fn run_until_complete<F: std::future::Future>(lp: &EventLoop, fut: F) -> F::Outp
 // Python: ['cb1', 'task-1', 'cb2', '|', 'task-2']
 // polyloop: ['cb1', 'cb2', 'task-1', 'task-2', '|']
 #[test]
-#[ignore = "differs from asyncio: every ready callback runs before a task spawned between them, and stop() lets the task go on"]
 fn a_spawned_task_starts_between_the_callbacks_scheduled_around_it() {
     let lp = EventLoop::new().unwrap();
     let log = Log::default();
@@ -138,7 +137,6 @@ fn a_spawned_task_starts_between_the_callbacks_scheduled_around_it() {
 // polyloop: ['parent-1', 'other-0', 'child-1', 'cb-from-parent', 'cb-from-child', 'other-1',
 //            'child-2', 'other-2', 'parent-2 got 7', 'other-3']
 #[test]
-#[ignore = "differs from asyncio: a callback scheduled by a task runs before the tasks queued ahead of it"]
 fn a_task_awaiting_a_task_interleaves_with_callbacks_and_other_tasks() {
     let lp = EventLoop::new().unwrap();
     let log = Log::default();
@@ -275,7 +273,6 @@ fn call_later_zero_runs_after_the_ready_callbacks_of_its_iteration() {
 // polyloop: ['cb-a', 'cb-b', 'stopper-1 (stop)', 'stopper-1 after stop', 'other-1',
 //            'stopper-2', 'other-2', '|']
 #[test]
-#[ignore = "differs from asyncio: after stop() from a task, tasks go on running steps that were not ready when the iteration began"]
 fn stop_from_a_task_ends_the_run_after_the_current_iteration() {
     let lp = EventLoop::new().unwrap();
     let log = Log::default();
@@ -338,7 +335,6 @@ fn stop_from_a_task_ends_the_run_after_the_current_iteration() {
 // Python: ['other-1', 'cb-stop', 'cb-b', '|', 'other-2', 'cb-late']
 // polyloop: ['other-1', 'cb-stop', 'cb-b', 'other-2', '|', 'cb-late']
 #[test]
-#[ignore = "differs from asyncio: after stop() from a callback, a task runs its next step in the same run"]
 fn stop_from_a_callback_ends_the_run_after_the_current_iteration() {
     let lp = EventLoop::new().unwrap();
     let log = Log::default();
@@ -384,7 +380,6 @@ fn stop_from_a_callback_ends_the_run_after_the_current_iteration() {
 // Python: ['t-1', 'cb', '|', 't-2']
 // polyloop: ['t-1', 'cb', 't-2', '|']
 #[test]
-#[ignore = "differs from asyncio: stop() before run_forever lets a task run more than the one step that was ready"]
 fn stop_before_run_forever_runs_one_iteration_of_tasks_and_callbacks() {
     let lp = EventLoop::new().unwrap();
     let log = Log::default();
@@ -446,7 +441,6 @@ fn tick(lp: EventLoop, log: Log, tx: async_channel::Sender<&'static str>, n: u32
 // (The future's done callback, which stops the loop, is scheduled when the result is
 // set; the iteration that runs it also runs tick-3, which was scheduled after it.)
 #[test]
-#[ignore = "differs from asyncio: run_until_complete looks at its future only between batches of up to 64 polls, so more passes run"]
 fn run_until_complete_returns_one_iteration_after_the_future_completes() {
     let lp = EventLoop::new().unwrap();
     let log = Log::default();
@@ -485,7 +479,6 @@ fn run_until_complete_returns_one_iteration_after_the_future_completes() {
 // Python: ['cb-before', 'main-1', 'cb-from-main', 'main-2', 'returned out']
 // polyloop: ['main-1', 'cb-before', 'cb-from-main', 'main-2', 'returned out']
 #[test]
-#[ignore = "differs from asyncio: run_until_complete polls its future before the callbacks that were already queued"]
 fn run_until_complete_starts_its_future_after_the_queued_callbacks() {
     let lp = EventLoop::new().unwrap();
     let log = Log::default();
@@ -526,7 +519,6 @@ fn run_until_complete_starts_its_future_after_the_queued_callbacks() {
 // polyloop: ['main', 'returned 1', 'returned 2', 'cb-before', 'cb-before-2'] (the callbacks
 //            ran in the run_forever added at the end)
 #[test]
-#[ignore = "differs from asyncio: run_until_complete of a future that is ready at once returns without running an iteration"]
 fn run_until_complete_of_a_ready_future_still_runs_one_iteration() {
     let lp = EventLoop::new().unwrap();
     let log = Log::default();

@@ -5,8 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use event_listener::Event;
-
 use super::{CloseHook, EventLoop, IDLE, Inner, RunnerContext};
 use crate::debug::DebugHook;
 use crate::error::Error;
@@ -169,7 +167,6 @@ impl LoopBuilder {
                 executor: Executor::new(),
                 phase: AtomicU8::new(IDLE),
                 stopping: AtomicBool::new(false),
-                stop_event: Event::new(),
                 debug: AtomicBool::new(debug),
                 slow: self.slow,
                 hook: self.hook,

@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use event_listener::Event;
-
 use crate::debug::{DebugEvent, DebugHook, Instrumented};
 use crate::error::Error;
 use crate::exception::{ExceptionContext, ExceptionHandler, ExceptionSource};
@@ -75,11 +73,11 @@ struct Inner {
     phase: AtomicU8,
     /// `stop()` was called and the current (or next) run has not ended yet.
     stopping: AtomicBool,
-    stop_event: Event,
     debug: AtomicBool,
     slow: Duration,
     hook: DebugHook,
     callbacks: Arc<Callbacks>,
+    /// The timer driver was spawned.
     driver_started: AtomicBool,
     close_hooks: Mutex<Vec<CloseHook>>,
     after_close_hooks: Mutex<Vec<CloseHook>>,
@@ -173,8 +171,14 @@ impl EventLoop {
     pub fn run_forever(&self) -> Result<(), Error> {
         let guard = self.enter()?;
         let inner = &*self.inner;
-        inner.callbacks.begin_run();
-        self.in_context(|| crate::fork::block_on(inner.executor.run(wait_stopped(inner))));
+        let forever = std::pin::pin!(std::future::pending::<()>());
+        self.in_context(|| {
+            crate::fork::block_on(inner.executor.run_iterations(
+                forever,
+                &inner.stopping,
+                driver_location(),
+            ))
+        });
         drop(guard);
         Ok(())
     }
@@ -186,9 +190,9 @@ impl EventLoop {
     /// As in asyncio, a pass runs the callbacks that were ready when it began: those
     /// that the last pass schedules run in the next run, not in this one.
     pub fn stop(&self) {
-        self.inner.callbacks.stop();
         self.inner.stopping.store(true, Ordering::SeqCst);
-        self.inner.stop_event.notify(usize::MAX);
+        // An idle loop looks at the flag when it wakes.
+        self.inner.executor.notify_all();
     }
 
     /// Closes the loop: runs the close hooks (a thread pool joins its threads here),
@@ -482,9 +486,7 @@ impl EventLoop {
     #[track_caller]
     pub fn call_soon<F: FnOnce() + Send + 'static>(&self, callback: F) -> Handle {
         self.expect_open();
-        self.start_driver();
-        let callback = self.instrument_callback(callback);
-        self.inner.callbacks.push_ready(callback, Location::caller())
+        self.push_ready(callback, Location::caller())
     }
 
     /// Schedules `callback` to run after `delay`. Callbacks run by deadline; equal
@@ -552,14 +554,14 @@ impl EventLoop {
 
     /// How many spawned tasks have not finished yet.
     pub fn pending_tasks(&self) -> usize {
-        let driver = usize::from(self.inner.driver_started.load(Ordering::Acquire));
-        self.inner.executor.len().saturating_sub(driver)
+        self.pending_task_locations().len()
     }
 
     /// Where each unfinished task was spawned.
     pub fn pending_task_locations(&self) -> Vec<&'static Location<'static>> {
         let mut locs = self.inner.executor.locations();
-        // The loop's own callback driver is not the user's task.
+        // The loop's own tasks (callback drivers, the turn of a run's future) are not the
+        // user's.
         locs.retain(|l| !std::ptr::eq(*l, driver_location()));
         locs
     }
@@ -645,9 +647,44 @@ impl EventLoop {
         loc: &'static Location<'static>,
     ) -> Result<Handle, Error> {
         self.check_open()?;
+        Ok(self.push_ready(callback, loc))
+    }
+
+    /// Schedules a ready callback (see [`Callbacks`] for the order).
+    fn push_ready<F: FnOnce() + Send + 'static>(
+        &self,
+        callback: F,
+        loc: &'static Location<'static>,
+    ) -> Handle {
         self.start_driver();
         let callback = self.instrument_callback(callback);
-        Ok(self.inner.callbacks.push_ready(callback, loc))
+        let ex = &self.inner.executor;
+        self.inner.callbacks.push_ready(
+            callback,
+            loc,
+            || ex.push_mark(),
+            || {
+                let driver = self.inner.callbacks.clone().drive_segments(self.panic_reporter());
+                // SAFETY: the future is `Send + 'static`.
+                unsafe { ex.spawn_inner(driver, driver_location()) }.detach();
+            },
+        )
+    }
+
+    /// What reports the panic of a callback, and where it was scheduled.
+    fn panic_reporter(
+        &self,
+    ) -> impl Fn(&(dyn std::any::Any + Send), &'static Location<'static>) + Send + 'static {
+        let lp = self.downgrade();
+        move |panic: &(dyn std::any::Any + Send), loc| {
+            let context = ExceptionContext::from_panic(
+                ExceptionSource::Callback,
+                "a callback panicked (the loop goes on)",
+                panic,
+                Some(loc),
+            );
+            crate::exception::report(lp.upgrade().as_ref(), context);
+        }
     }
 
     /// The loop's exception handler, if one is set.
@@ -698,19 +735,10 @@ impl EventLoop {
     fn start_driver(&self) {
         if !self.inner.driver_started.swap(true, Ordering::AcqRel) {
             let callbacks = self.inner.callbacks.clone();
-            let lp = self.downgrade();
-            let report = move |panic: &(dyn std::any::Any + Send), loc| {
-                let context = ExceptionContext::from_panic(
-                    ExceptionSource::Callback,
-                    "a callback panicked (the loop goes on)",
-                    panic,
-                    Some(loc),
-                );
-                crate::exception::report(lp.upgrade().as_ref(), context);
-            };
+            let report = self.panic_reporter();
             // SAFETY: the future is `Send + 'static`.
             let task = unsafe {
-                self.inner.executor.spawn_inner(callbacks.drive(report), driver_location())
+                self.inner.executor.spawn_inner(callbacks.drive_timers(report), driver_location())
             };
             task.detach();
         }
@@ -768,30 +796,15 @@ fn incident_context(incident: &Incident<'_>) -> ExceptionContext {
     }
 }
 
-/// A location that stands for the loop's own callback driver.
-fn driver_location() -> &'static Location<'static> {
+/// A location that stands for the loop's own tasks: its callback drivers, and the
+/// task that stands in line for the future of `run_until_complete`.
+pub(super) fn driver_location() -> &'static Location<'static> {
     static LOC: std::sync::OnceLock<&'static Location<'static>> = std::sync::OnceLock::new();
     LOC.get_or_init(|| Location::caller())
 }
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
-}
-
-/// Waits until `stop()` is called; if it was called before the run, lets one pass
-/// of ready work run first.
-async fn wait_stopped(inner: &Inner) {
-    if inner.stopping.load(Ordering::SeqCst) {
-        futures_lite::future::yield_now().await;
-        return;
-    }
-    loop {
-        let listener = inner.stop_event.listen();
-        if inner.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        listener.await;
-    }
 }
 
 impl PartialEq for EventLoop {

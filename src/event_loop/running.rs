@@ -6,9 +6,7 @@ use std::pin::{Pin, pin};
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use futures_lite::FutureExt;
-
-use super::{EventLoop, IDLE, wait_stopped};
+use super::{EventLoop, IDLE, driver_location};
 use crate::error::Error;
 use crate::fork;
 
@@ -100,35 +98,30 @@ impl RunGuard<'_> {
     #[inline]
     fn run_plain<F: Future>(self, future: F) -> Result<F::Output, Error> {
         let mut future = pin!(future);
-        // A future that is ready at once needs neither the executor nor the reactor:
-        // poll it once here (a spurious poll is harmless to a pending one).
-        if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            drop(self);
-            return Ok(out);
+        // A future that is ready at once, with nothing queued before it, needs neither
+        // the executor nor the reactor: its iteration would run it alone. Poll it once
+        // here (a spurious poll is harmless to a pending one).
+        if self.lp.inner.executor.nothing_queued() {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+            {
+                drop(self);
+                return Ok(out);
+            }
         }
         self.run_polled(future)
     }
 
-    /// Runs the loop until `future`, polled once already, completes. Kept out of line,
-    /// so that a ready future's path stays short.
+    /// Runs the loop until `future` completes and the iteration in which it did ends,
+    /// as asyncio's `run_until_complete` does (see `Executor::run_iterations`). Kept out
+    /// of line, so that a ready future's path stays short.
     #[inline(never)]
-    fn run_polled<F: Future>(self, mut future: Pin<&mut F>) -> Result<F::Output, Error> {
+    fn run_polled<F: Future>(self, future: Pin<&mut F>) -> Result<F::Output, Error> {
         let inner = &*self.lp.inner;
-        inner.callbacks.begin_run();
-        let stopped = async {
-            wait_stopped(inner).await;
-            None
-        };
-        // That poll counts as the first one: the executor runs a batch of tasks before
-        // the next, as if the future had been polled in it (a `yield_now` lets tasks run).
-        let mut polled = true;
-        let future = std::future::poll_fn(move |cx| {
-            if std::mem::take(&mut polled) {
-                return Poll::Pending;
-            }
-            future.as_mut().poll(cx)
-        });
-        let out = fork::block_on(inner.executor.run(async { Some(future.await) }.or(stopped)));
+        let out = fork::block_on(inner.executor.run_iterations(
+            future,
+            &inner.stopping,
+            driver_location(),
+        ));
         let id = inner.id;
         drop(self);
         out.ok_or(Error::Stopped { loop_id: id })
@@ -142,7 +135,6 @@ impl Drop for RunGuard<'_> {
         // Only written when set: a store would cost a locked instruction on every run.
         if inner.stopping.load(Ordering::Relaxed) {
             inner.stopping.store(false, Ordering::SeqCst);
-            inner.callbacks.clear_stop();
         }
         inner.phase.store(IDLE, Ordering::Release);
     }

@@ -58,6 +58,12 @@ impl Home {
         self.queue.is_empty()
     }
 
+    /// How many `!Send` tasks are queued.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Takes a runnable to run, if the calling thread (`me`) is the home thread.
     #[inline]
     pub(crate) fn pop_for(&self, me: u64) -> Option<Runnable> {

@@ -7,6 +7,7 @@
 
 mod active;
 mod home;
+mod iteration;
 pub(crate) mod report;
 mod state;
 mod sync;
@@ -23,6 +24,7 @@ use std::task::{Context, Poll};
 use async_task::{Builder, WithInfo};
 
 use report::Reporter;
+pub(crate) use state::PushMark;
 use state::{Runner, Sleeper, State, Watched};
 use sync::Arc;
 pub use task::Task;
@@ -190,6 +192,23 @@ impl<'a> Executor<'a> {
     /// How many tasks have been spawned and not finished yet.
     pub fn len(&self) -> usize {
         self.state.active_len()
+    }
+
+    /// See `State::push_mark`.
+    pub(crate) fn push_mark(&self) -> PushMark {
+        self.state.push_mark()
+    }
+
+    /// Whether no task is queued in the shared queues (where a thread that runs no
+    /// task of this executor queues them).
+    #[inline]
+    pub(crate) fn nothing_queued(&self) -> bool {
+        self.state.nothing_queued()
+    }
+
+    /// Wakes every idle runner: a run may have to end.
+    pub(crate) fn notify_all(&self) {
+        self.state.notify_all()
     }
 
     /// Where each unfinished task was spawned (for debug reports).

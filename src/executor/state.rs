@@ -83,10 +83,18 @@ pub(crate) struct State {
     active: Mutex<Slab>,
     /// Where incidents go (stderr until the owner sets one).
     reporter: std::sync::OnceLock<Reporter>,
+    /// Set when a task may wait in the shared queues: cheaper to read than they are
+    /// (see [`State::nothing_queued`]). Set by every push into them but those between
+    /// several runners (which share out, steal and watch), so exact with one runner.
+    queued_hint: std::sync::atomic::AtomicBool,
     /// Which runner watches the others' LIFO slots: the address of its [`Local`],
     /// [`NO_WATCHER`], or [`WATCHER_WANTED`].
     watcher: AtomicUsize,
 }
+
+/// See [`State::push_mark`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct PushMark(usize, u32, usize);
 
 /// No runner watches the LIFO slots.
 const NO_WATCHER: usize = 0;
@@ -168,6 +176,17 @@ pub(crate) fn waking_at_back<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
+/// Makes the runner on this thread (if any) find nothing at its next look at its
+/// queues, once, and end its batch: an event loop's main future, whose turn has come,
+/// is polled then. Only a runner that runs in iterations (see
+/// [`Runner::begin_iterations`]) is told so by the loop.
+pub(crate) fn interrupt_runner() {
+    // SAFETY: used at once, on this thread, in the task being run.
+    if let Some((_, runner)) = unsafe { current_runner() } {
+        runner.interrupt();
+    }
+}
+
 /// A small, cheap, never-zero id of the calling thread.
 pub(crate) fn thread_id() -> u64 {
     THREAD_ID.with(|id| {
@@ -192,6 +211,7 @@ impl State {
             active: Mutex::new(Slab::default()),
             reporter: std::sync::OnceLock::new(),
             watcher: AtomicUsize::new(NO_WATCHER),
+            queued_hint: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -262,6 +282,41 @@ impl State {
         }
     }
 
+    /// A mark of what is queued, as seen from this thread: it changes when a task is
+    /// queued here (or a runner on this thread takes one), and stays the same while
+    /// nothing is. Callbacks scheduled under the same mark may run together, at the
+    /// place in the line of the first one.
+    pub(crate) fn push_mark(&self) -> PushMark {
+        match self.own_runner() {
+            Some(runner) => PushMark(
+                Arc::as_ptr(&runner.local) as usize,
+                runner.ticks.get(),
+                runner.queued_len(),
+            ),
+            None => PushMark(0, 0, self.global.len() + self.home.len()),
+        }
+    }
+
+    /// Whether no task waits in the shared queues, where a thread that runs no task of
+    /// this executor queues them: one load. A task queued by a runner of another thread
+    /// may be missed (the order between threads is not defined).
+    #[inline]
+    pub(crate) fn nothing_queued(&self) -> bool {
+        !self.queued_hint.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Looks at the shared queues again (at the end of a loop's run, its runner gone):
+    /// what [`State::nothing_queued`] says from now on.
+    pub(crate) fn recheck_queued(&self) {
+        let queued = !self.global.is_empty() || !self.home.is_empty();
+        self.queued_hint.store(queued, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Wakes every idle runner (a run may have to end).
+    pub(crate) fn notify_all(&self) {
+        self.sleepers.notify_additional(usize::MAX);
+    }
+
     /// This thread's runner, if it is running tasks of this executor.
     #[inline]
     fn own_runner(&self) -> Option<&Runner> {
@@ -274,7 +329,18 @@ impl State {
     fn push_global(&self, runnable: Runnable) {
         // The global queue is unbounded and never closed.
         let _ = self.global.push(runnable);
+        self.note_queued();
         self.notify_one();
+    }
+
+    /// Notes that a task may wait in the shared queues.
+    #[inline]
+    fn note_queued(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Only written when clear: no cache line bounces between threads that push.
+        if !self.queued_hint.load(Relaxed) {
+            self.queued_hint.store(true, Relaxed);
+        }
     }
 
     /// Queues a runnable behind every task that is queued: in the runner's local
@@ -294,6 +360,7 @@ impl State {
         };
         if let Some(r) = spilled {
             let _ = self.global.push(r);
+            self.note_queued();
         }
         self.notify_one();
     }
@@ -357,6 +424,7 @@ impl State {
         // As in `schedule`: off this executor's runners, a waker keeps the state alive.
         let _alive = self.own_runner().is_none().then(|| runnable.waker());
         self.home.push(runnable);
+        self.note_queued();
         if self.any_sleeping() {
             self.sleepers.notify_additional(usize::MAX);
         }
@@ -426,7 +494,28 @@ pub(crate) struct Runner {
     to_back: Cell<bool>,
     thread: u64,
     ticks: Cell<u32>,
+    /// The tick at which the next iteration begins (see [`Runner::begin_iterations`]).
+    iter_end: Cell<u32>,
+    /// Set by an event loop's run: this flag (its `stop()`) ends the run at the end of
+    /// an iteration. Null for other runs.
+    halt: Cell<HaltFlag>,
+    /// The run ends at the end of this iteration.
+    halt_soon: Cell<bool>,
+    /// The run ended at an iteration's end: `find` finds nothing more.
+    halted: Cell<bool>,
+    /// `find` finds nothing once, for the loop's main future to be polled (see
+    /// [`interrupt_runner`]); the iteration then ends one look later than it would.
+    interrupted: Cell<bool>,
+    resume_end: Cell<u32>,
 }
+
+/// The flag that ends an event loop's run (see [`Runner::begin_iterations`]), or null.
+#[derive(Clone, Copy)]
+struct HaltFlag(*const std::sync::atomic::AtomicBool);
+
+// SAFETY: it points at an `AtomicBool` (which is `Sync`), only read, and
+// `begin_iterations` asks that it outlive the runner, wherever the runner moves.
+unsafe impl Send for HaltFlag {}
 
 /// How many tasks in a row may come from a runner's LIFO slot before the others get
 /// a turn (two tasks waking each other would otherwise keep the slot forever).
@@ -459,7 +548,96 @@ impl Runner {
             to_back: Cell::new(false),
             thread: thread_id(),
             ticks: Cell::new(0),
+            iter_end: Cell::new(0),
+            halt: Cell::new(HaltFlag(ptr::null())),
+            halt_soon: Cell::new(false),
+            halted: Cell::new(false),
+            interrupted: Cell::new(false),
+            resume_end: Cell::new(0),
         }
+    }
+
+    /// Makes this runner run tasks in iterations, as asyncio's loop does: an iteration
+    /// runs the tasks that were queued when it began (the first, those queued now);
+    /// what they queue waits for the next one. Once `halt` is set (or
+    /// [`halt_soon`](Runner::halt_soon) was called), the runner finds nothing more after
+    /// the current iteration.
+    ///
+    /// Iterations are counted in the runner's looks at its queues (its ticks): one that
+    /// begins with `n` tasks queued ends `n` looks later, or at the first look that
+    /// finds nothing. With one runner that is exact; with several, another runner may
+    /// take some of them, and an iteration then ends late, but it ends.
+    ///
+    /// # Safety
+    ///
+    /// `halt` outlives the runner.
+    pub(crate) unsafe fn begin_iterations(&self, halt: *const std::sync::atomic::AtomicBool) {
+        self.halt.set(HaltFlag(halt));
+        // Take in what waits in the global queue (in order: this runner's queue is
+        // empty), so that the tasks queued from now on go to this runner's queue, which
+        // is cheaper, rather than behind them in the global one.
+        while !self.local.queue.is_full() {
+            let Ok(r) = self.state.global.pop() else { break };
+            let _ = self.local.queue.push(r);
+        }
+        if self.state.global.is_empty() && self.state.home.is_empty() {
+            // (A task queued by another thread meanwhile may be missed: the order between
+            // threads is not defined.)
+            self.state.queued_hint.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        let n = self.queued_len().max(1);
+        self.iter_end.set(self.ticks.get().wrapping_add(1).wrapping_add(n as u32));
+    }
+
+    /// See [`interrupt_runner`].
+    fn interrupt(&self) {
+        if !self.interrupted.replace(true) {
+            self.resume_end.set(self.iter_end.get());
+            self.iter_end.set(self.ticks.get().wrapping_add(1));
+        }
+    }
+
+    /// The run ends at the end of the current iteration.
+    pub(crate) fn halt_soon(&self) {
+        self.halt_soon.set(true);
+    }
+
+    /// Whether the run ended (see [`Runner::begin_iterations`]).
+    #[inline]
+    pub(crate) fn halted(&self) -> bool {
+        self.halted.get()
+    }
+
+    /// How many tasks wait in this runner's queue and the shared ones.
+    fn queued_len(&self) -> usize {
+        let local = self.local.queue.len();
+        if self.state.nothing_queued() {
+            return local;
+        }
+        local + self.state.global.len() + self.state.home.len()
+    }
+
+    /// A new iteration begins at this look (`ticks`): whether the run ends here.
+    #[cold]
+    #[inline(never)]
+    fn iteration_boundary(&self, ticks: u32) -> bool {
+        if self.interrupted.replace(false) {
+            // This look was not one: the iteration ends one look later.
+            self.iter_end.set(self.resume_end.get().wrapping_add(1));
+            return true;
+        }
+        // SAFETY: `begin_iterations` asks that the flag outlive the runner.
+        let halt = self.halt_soon.get()
+            || unsafe { self.halt.get().0.as_ref() }
+                .is_some_and(|h| h.load(std::sync::atomic::Ordering::Acquire));
+        if halt {
+            self.halted.set(true);
+            self.iter_end.set(ticks.wrapping_add(1));
+            return true;
+        }
+        let n = self.queued_len().max(1);
+        self.iter_end.set(ticks.wrapping_add(n as u32));
+        false
     }
 
     /// Called after each task this runner ran: what the next one wakes may use the
@@ -505,6 +683,9 @@ impl Runner {
         self.lifo_streak.set(0);
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
+        if ticks == self.iter_end.get() && self.iteration_boundary(ticks) {
+            return None;
+        }
         // The local queue first: it only holds tasks queued while the shared queues
         // were empty (see `State::push_back`), so it cannot keep them waiting.
         // Two loads to see it empty cost less than a failed pop.
@@ -526,7 +707,12 @@ impl Runner {
         if let Some(r) = self.pop_global() {
             return Some(r);
         }
-        self.steal()
+        let stolen = self.steal();
+        if stolen.is_none() {
+            // Nothing queued: the iteration is over; the next look begins one.
+            self.iter_end.set(ticks.wrapping_add(1));
+        }
+        stolen
     }
 
     /// Whether no task waits in this runner's queue or the shared ones.
@@ -695,6 +881,7 @@ impl Drop for Runner {
             moved = true;
         }
         if moved {
+            self.state.note_queued();
             self.state.notify_one();
         }
     }

@@ -1,0 +1,176 @@
+//! Running an executor as asyncio's loop runs its ready queue: in iterations, with the
+//! loop's main future taking its turns in the line as a task would.
+//!
+//! asyncio keeps one FIFO queue: the task that `run_until_complete` made of its
+//! argument waits its turn behind the callbacks and tasks queued before it, and `stop()`
+//! ends the run once the handles that were ready when the current iteration began have
+//! run. Here the main future is not a task (it need be neither `Send` nor `'static`):
+//! a small *turn* task stands in line for it, and the runner polls the future right
+//! after that task ran. The runner counts iterations (see [`Runner::begin_iterations`])
+//! and ends the run at the end of one.
+
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use super::state::{Runner, Sleeper, interrupt_runner, thread_id, waking_at_back};
+use super::{BATCH, BATCHES_PER_REACTOR_TICK, Executor, Watch, run_one};
+
+impl Executor<'_> {
+    /// Runs tasks on the calling thread in iterations, until `future` completed and the
+    /// iteration in which it did has ended (`Some(output)`), or until `halt` was set and
+    /// the current iteration has ended (`None`). If `halt` is set when the run begins,
+    /// the run ends after one iteration.
+    ///
+    /// `future` gets its turns in the line: first behind what is queued now, then,
+    /// when woken, as a task would (at the back of the line). `turn_at` is the spawn
+    /// location of the task that stands in line for it.
+    pub(crate) async fn run_iterations<F: Future>(
+        &self,
+        mut future: Pin<&mut F>,
+        halt: &AtomicBool,
+        turn_at: &'static Location<'static>,
+    ) -> Option<F::Output> {
+        let state = &self.state;
+        let turn = std::sync::Arc::new(Turn {
+            ran: AtomicBool::new(false),
+            thread: thread_id(),
+            wakers: Mutex::new((None, None)),
+        });
+        // SAFETY: `TurnTask` is `Send + 'static`.
+        let turn_task = unsafe { self.spawn_inner(TurnTask(turn.clone()), turn_at) };
+        let runner = Runner::new(state);
+        // SAFETY: `halt` outlives this function, and so the runner.
+        unsafe { runner.begin_iterations(halt) };
+        let mut out = None;
+        // The waker of the turn task: waking it puts the future in line.
+        let mut future_waker: Option<Waker> = None;
+        let mut listener: Option<Sleeper<'_>> = None;
+        let mut woken = false;
+        let mut streak = 0u32;
+        let mut watch = Watch::default();
+        let mut outer_set = false;
+        let out = std::future::poll_fn(move |cx| {
+            if !outer_set {
+                outer_set = true;
+                turn.lock().1 = Some(cx.waker().clone());
+            }
+            loop {
+                let _enter = runner.enter();
+                if turn.ran.load(Ordering::Acquire) {
+                    turn.ran.store(false, Ordering::Relaxed);
+                    if out.is_none() {
+                        let waker = future_waker.get_or_insert_with(|| {
+                            turn.lock().0.clone().expect("the turn task ran, and left its waker")
+                        });
+                        // As a task that yields: what it wakes goes to the back of the line.
+                        let polled = waking_at_back(|| {
+                            future.as_mut().poll(&mut Context::from_waker(waker))
+                        });
+                        if let Poll::Ready(v) = polled {
+                            // asyncio stops the loop after the iteration in which the future
+                            // completed (its done callback calls `stop()`).
+                            out = Some(v);
+                            runner.halt_soon();
+                        }
+                    }
+                }
+                let mut ran = 0;
+                while ran < BATCH {
+                    let Some(runnable) = runner.find() else { break };
+                    if woken {
+                        woken = false;
+                        state.notify_one();
+                    }
+                    listener = None;
+                    watch.stop(&runner);
+                    run_one(runnable);
+                    runner.ran();
+                    ran += 1;
+                }
+                if runner.halted() {
+                    return Poll::Ready(out.take());
+                }
+                if ran > 0 {
+                    streak += 1;
+                    if streak >= BATCHES_PER_REACTOR_TICK {
+                        streak = 0;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    continue;
+                }
+                streak = 0;
+                if turn.ran.load(Ordering::Acquire) {
+                    // The turn task interrupted the batch: the future's turn, now.
+                    continue;
+                }
+                match listener.as_mut() {
+                    None => listener = Some(state.sleep()),
+                    Some(l) => match l.poll(cx) {
+                        Poll::Ready(()) => {
+                            listener = None;
+                            woken = true;
+                        }
+                        Poll::Pending => match watch.poll(&runner, cx) {
+                            Poll::Ready(()) => listener = None,
+                            Poll::Pending => return Poll::Pending,
+                        },
+                    },
+                }
+            }
+        })
+        .await;
+        drop(turn_task);
+        state.recheck_queued();
+        out
+    }
+}
+
+/// What the turn task and the runner share.
+struct Turn {
+    /// The turn task ran: the future's turn has come.
+    ran: AtomicBool,
+    /// The thread that runs the loop.
+    thread: u64,
+    /// The turn task's waker, and the waker of the thread that runs the loop.
+    wakers: Mutex<(Option<Waker>, Option<Waker>)>,
+}
+
+impl Turn {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Waker>, Option<Waker>)> {
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The task that stands in line for the main future: each time it runs, the future's
+/// turn has come. It never completes; it is dropped when the run ends.
+struct TurnTask(std::sync::Arc<Turn>);
+
+impl Future for TurnTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let turn = &*self.0;
+        {
+            let mut wakers = turn.lock();
+            if !wakers.0.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                wakers.0 = Some(cx.waker().clone());
+            }
+        }
+        turn.ran.store(true, Ordering::Release);
+        if thread_id() == turn.thread {
+            // The runner polls the future before it runs another task.
+            interrupt_runner();
+        } else {
+            // Run by another thread (a worker): wake the loop's thread to poll the future.
+            if let Some(w) = turn.lock().1.as_ref() {
+                w.wake_by_ref();
+            }
+        }
+        Poll::Pending
+    }
+}
