@@ -124,6 +124,12 @@ impl EventLoop {
 
     /// Runs the loop until `future` completes, and returns its output.
     ///
+    /// As in asyncio, `future` takes its turns in line with the loop's tasks and
+    /// callbacks: it is first polled after the work already queued (unless nothing is
+    /// queued: then at once), and when woken, at the back of the line. The run ends at
+    /// the end of the iteration in which it completed: what that iteration queued
+    /// waits for the next run.
+    ///
     /// # Errors
     ///
     /// - [`Error::Closed`] if the loop was closed;
@@ -149,8 +155,8 @@ impl EventLoop {
 
     /// Runs the loop until [`stop`](EventLoop::stop) is called.
     ///
-    /// If `stop()` was called before, the loop runs what is ready once and returns,
-    /// as asyncio's `run_forever` does.
+    /// If `stop()` was called before, the loop runs one iteration (the callbacks and
+    /// task steps that are ready) and returns, as asyncio's `run_forever` does.
     ///
     /// # Errors
     ///
@@ -183,12 +189,15 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Asks the loop to stop: `run_forever` returns after the current pass, and a
-    /// `run_until_complete` whose future has not finished returns [`Error::Stopped`].
-    /// Called while the loop is not running, it makes the next run stop after one pass.
+    /// Asks the loop to stop: `run_forever` returns at the end of the current
+    /// iteration, and a `run_until_complete` whose future has not finished returns
+    /// [`Error::Stopped`]. Called while the loop is not running, it makes the next run
+    /// stop after one iteration.
     ///
-    /// As in asyncio, a pass runs the callbacks that were ready when it began: those
-    /// that the last pass schedules run in the next run, not in this one.
+    /// As in asyncio, an iteration runs the callbacks and task steps that were ready
+    /// when it began: those that the last iteration schedules or wakes run in the next
+    /// run, not in this one. (With a thread pool, the loop's own thread stops so;
+    /// the workers go on running tasks.)
     pub fn stop(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         // An idle loop looks at the flag when it wakes.
@@ -461,8 +470,13 @@ impl EventLoop {
     }
 
     /// Schedules `callback` to run on the loop as soon as possible. Callbacks run in
-    /// the order they were scheduled. A panicking callback is reported on stderr and
-    /// the loop goes on.
+    /// the order they were scheduled, one at a time. A panicking callback is reported
+    /// on stderr and the loop goes on.
+    ///
+    /// As asyncio's `call_soon`, it queues the callback in line with the tasks: it runs
+    /// after the tasks queued (spawned, yielded, woken to the back) before it was
+    /// scheduled, and before those queued after, on a loop run by one thread. What it
+    /// wakes goes to the back of the line.
     ///
     /// # Panics
     ///
