@@ -97,18 +97,25 @@ impl RunGuard<'_> {
     /// `run_until_complete` inside the runner context, if there is one.
     #[inline]
     fn run_plain<F: Future>(self, future: F) -> Result<F::Output, Error> {
+        // With work queued, the future waits its turn behind it.
+        if !self.lp.inner.executor.nothing_queued() {
+            return self.run_queued(future);
+        }
         let mut future = pin!(future);
         // A future that is ready at once, with nothing queued before it, needs neither
         // the executor nor the reactor: its iteration would run it alone. Poll it once
         // here (a spurious poll is harmless to a pending one).
-        if self.lp.inner.executor.nothing_queued() {
-            if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-            {
-                drop(self);
-                return Ok(out);
-            }
+        if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            drop(self);
+            return Ok(out);
         }
         self.run_polled(future)
+    }
+
+    /// `run_plain` when work is queued. Kept out of line, as `run_polled`.
+    #[inline(never)]
+    fn run_queued<F: Future>(self, future: F) -> Result<F::Output, Error> {
+        self.run_polled(pin!(future))
     }
 
     /// Runs the loop until `future` completes and the iteration in which it did ends,
