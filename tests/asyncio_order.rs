@@ -425,8 +425,10 @@ fn tick(lp: EventLoop, log: Log, tx: async_channel::Sender<&'static str>, n: u32
 //         log.append("set")
 //     if n < 9:
 //         loop.call_soon(tick, n + 1)
+// async def wait():
+//     return await fut
 // loop.call_soon(tick, 0)
-// r = loop.run_until_complete(fut)
+// r = loop.run_until_complete(wait())
 // log.append(f"returned {r}")
 // loop.call_soon(loop.stop)
 // loop.run_forever()
@@ -434,12 +436,13 @@ fn tick(lp: EventLoop, log: Log, tx: async_channel::Sender<&'static str>, n: u32
 // print(log)
 // loop.close()
 //
-// Python: ['tick-0', 'tick-1', 'tick-2', 'set', 'tick-3', 'returned done', 'tick-4', '|']
-// polyloop: ['tick-0', 'tick-1', 'tick-2', 'set', 'tick-3', 'tick-4', 'tick-5', 'tick-6',
-//            'tick-7', 'tick-8', 'tick-9', 'returned done', '|']
+// Python: ['tick-0', 'tick-1', 'tick-2', 'set', 'tick-3', 'tick-4', 'returned done',
+//          'tick-5', '|']
+// polyloop: ['tick-0', 'tick-1', 'tick-2', 'set', 'tick-3', 'returned done', 'tick-4', '|']
 //
-// (The future's done callback, which stops the loop, is scheduled when the result is
-// set; the iteration that runs it also runs tick-3, which was scheduled after it.)
+// (A Rust future is a coroutine's twin: `wait()` resumes in the iteration after the one
+// that set the result, completes there, and its done callback, which stops the loop,
+// runs in the iteration after that.)
 #[test]
 fn run_until_complete_returns_one_iteration_after_the_future_completes() {
     let lp = EventLoop::new().unwrap();
@@ -455,7 +458,77 @@ fn run_until_complete_returns_one_iteration_after_the_future_completes() {
     lp.close().unwrap();
     assert_eq!(
         taken(&log),
-        ["tick-0", "tick-1", "tick-2", "set", "tick-3", "returned done", "tick-4", "|"]
+        ["tick-0", "tick-1", "tick-2", "set", "tick-3", "tick-4", "returned done", "tick-5", "|"]
+    );
+}
+
+// import asyncio
+// log = []
+// loop = asyncio.new_event_loop()
+// async def child():
+//     log.append("child")
+// async def main():
+//     log.append("main")
+//     loop.call_soon(log.append, "cb-from-main")
+//     loop.create_task(child())
+//     return 1
+// r = loop.run_until_complete(main())
+// log.append(f"returned {r}")
+// async def main2():
+//     log.append("main2")
+//     await asyncio.sleep(0)
+//     log.append("main2b")
+//     loop.call_soon(log.append, "cb2")
+//     loop.create_task(child())
+//     return 2
+// r = loop.run_until_complete(main2())
+// log.append(f"returned {r}")
+// print(log)
+// loop.close()
+//
+// Python: ['main', 'cb-from-main', 'child', 'returned 1',
+//          'main2', 'main2b', 'cb2', 'child', 'returned 2']
+// polyloop: ['main', 'returned 1', 'main2', 'main2b', 'returned 2'] (and the rest in a
+//            later run)
+#[test]
+fn run_until_complete_runs_what_its_future_queued_as_it_completed() {
+    let lp = EventLoop::new().unwrap();
+    let log = Log::default();
+    let (me, l) = (lp.clone(), log.clone());
+    let r = run_until_complete(&lp, async move {
+        note(&l, "main");
+        me.call_soon(noter(&l, "cb-from-main"));
+        me.spawn(async move { note(&l, "child") }).detach();
+        1
+    });
+    note(&log, format!("returned {r}"));
+    let (me, l) = (lp.clone(), log.clone());
+    let r = run_until_complete(&lp, async move {
+        note(&l, "main2");
+        polyloop::yield_now().await;
+        note(&l, "main2b");
+        me.call_soon(noter(&l, "cb2"));
+        me.spawn(async move { note(&l, "child") }).detach();
+        2
+    });
+    note(&log, format!("returned {r}"));
+    // Whatever the runs above left undone would otherwise be lost with the loop.
+    call_soon_stop(&lp);
+    run_forever(&lp);
+    lp.close().unwrap();
+    assert_eq!(
+        taken(&log),
+        [
+            "main",
+            "cb-from-main",
+            "child",
+            "returned 1",
+            "main2",
+            "main2b",
+            "cb2",
+            "child",
+            "returned 2"
+        ]
     );
 }
 

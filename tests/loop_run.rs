@@ -277,3 +277,89 @@ fn close_hooks_run_once_on_close() {
     lp.close().unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
+
+/// Two tasks that pass a number back and forth for as long as `go` is set, each waking
+/// the other from its runner's LIFO slot, with nothing else queued.
+fn ping_pong_until(lp: &EventLoop, go: &Arc<std::sync::atomic::AtomicBool>) {
+    let (a_tx, a_rx) = async_channel::bounded::<u64>(1);
+    let (b_tx, b_rx) = async_channel::bounded::<u64>(1);
+    lp.spawn(async move {
+        while let Ok(i) = a_rx.recv().await {
+            if b_tx.send(i).await.is_err() {
+                break;
+            }
+        }
+    })
+    .detach();
+    let go = go.clone();
+    lp.spawn(async move {
+        let mut i = 0;
+        while go.load(Ordering::SeqCst) {
+            a_tx.send(i).await.unwrap();
+            b_rx.recv().await.unwrap();
+            i += 1;
+        }
+    })
+    .detach();
+}
+
+/// Generous: the ping-pong ends by itself after this, so that a run that ignores the
+/// end it was asked for fails the test instead of hanging it.
+const PING_PONG_WATCHDOG: Duration = Duration::from_secs(30);
+
+/// Ends the ping-pong after the watchdog, and says whether it had to.
+fn watchdog(go: &Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<bool> {
+    let go = go.clone();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while go.load(Ordering::SeqCst) {
+            if start.elapsed() > PING_PONG_WATCHDOG {
+                go.store(false, Ordering::SeqCst);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    })
+}
+
+#[test]
+fn stop_from_another_thread_ends_a_run_while_two_tasks_ping_pong() {
+    let lp = EventLoop::new().unwrap();
+    let go = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    ping_pong_until(&lp, &go);
+    let stopper = lp.clone();
+    let stopping = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        stopper.stop();
+    });
+    let dog = watchdog(&go);
+    lp.run_forever().unwrap();
+    // Still going: the run ended because of stop(), not because the tasks finished.
+    let still_going = go.swap(false, Ordering::SeqCst);
+    stopping.join().unwrap();
+    assert!(!dog.join().unwrap(), "run_forever ignored stop() while two tasks ping-ponged");
+    assert!(still_going);
+    lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
+    lp.close().unwrap();
+}
+
+#[test]
+fn run_until_complete_returns_while_two_tasks_ping_pong() {
+    let lp = EventLoop::new().unwrap();
+    let go = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    ping_pong_until(&lp, &go);
+    let dog = watchdog(&go);
+    let out = lp
+        .run_until_complete(async {
+            polyloop::sleep(Duration::from_millis(20)).await;
+            42
+        })
+        .unwrap();
+    let still_going = go.swap(false, Ordering::SeqCst);
+    assert!(!dog.join().unwrap(), "run_until_complete did not return while two tasks ping-ponged");
+    assert_eq!(out, 42);
+    assert!(still_going);
+    lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
+    lp.close().unwrap();
+}

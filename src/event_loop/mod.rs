@@ -127,8 +127,9 @@ impl EventLoop {
     /// As in asyncio, `future` takes its turns in line with the loop's tasks and
     /// callbacks: it is first polled after the work already queued (unless nothing is
     /// queued: then at once), and when woken, at the back of the line. The run ends at
-    /// the end of the iteration in which it completed: what that iteration queued
-    /// waits for the next run.
+    /// the end of the iteration after the one in which it completed, as asyncio's does
+    /// for a coroutine (whose done callback stops the loop in that next iteration): what
+    /// `future` queued as it completed has run when this returns.
     ///
     /// # Errors
     ///

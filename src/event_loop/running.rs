@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use super::{EventLoop, IDLE, driver_location};
@@ -106,10 +106,28 @@ impl RunGuard<'_> {
         // the executor nor the reactor: its iteration would run it alone. Poll it once
         // here (a spurious poll is harmless to a pending one).
         if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            // What it queued as it completed runs in the iteration after, as asyncio
+            // runs it before the done callback that stops the loop.
+            if !self.lp.inner.executor.nothing_queued() {
+                self.run_one_iteration();
+            }
             drop(self);
             return Ok(out);
         }
         self.run_polled(future)
+    }
+
+    /// Runs one iteration: what is queued now. Kept out of line, as `run_polled`.
+    #[inline(never)]
+    fn run_one_iteration(&self) {
+        let inner = &*self.lp.inner;
+        // Set from the start: the run ends after one iteration.
+        let halt = AtomicBool::new(true);
+        let _ = fork::block_on(inner.executor.run_iterations(
+            pin!(std::future::pending::<()>()),
+            &halt,
+            driver_location(),
+        ));
     }
 
     /// `run_plain` when work is queued. Kept out of line, as `run_polled`.
@@ -118,8 +136,8 @@ impl RunGuard<'_> {
         self.run_polled(pin!(future))
     }
 
-    /// Runs the loop until `future` completes and the iteration in which it did ends,
-    /// as asyncio's `run_until_complete` does (see `Executor::run_iterations`). Kept out
+    /// Runs the loop until `future` completes and the iteration after the one in which
+    /// it did ends, as asyncio's `run_until_complete` does (see `Executor::run_iterations`). Kept out
     /// of line, so that a ready future's path stays short.
     #[inline(never)]
     fn run_polled<F: Future>(self, future: Pin<&mut F>) -> Result<F::Output, Error> {

@@ -21,7 +21,8 @@ use super::{BATCH, BATCHES_PER_REACTOR_TICK, Executor, Watch, run_one};
 
 impl Executor<'_> {
     /// Runs tasks on the calling thread in iterations, until `future` completed and the
-    /// iteration in which it did has ended (`Some(output)`), or until `halt` was set and
+    /// iteration after the one in which it did has ended (`Some(output)`: asyncio's
+    /// `run_until_complete` of a coroutine), or until `halt` was set and
     /// the current iteration has ended (`None`). If `halt` is set when the run begins,
     /// the run ends after one iteration.
     ///
@@ -71,10 +72,11 @@ impl Executor<'_> {
                             future.as_mut().poll(&mut Context::from_waker(waker))
                         });
                         if let Poll::Ready(v) = polled {
-                            // asyncio stops the loop after the iteration in which the future
-                            // completed (its done callback calls `stop()`).
+                            // asyncio stops the loop at the end of the iteration after the
+                            // one in which the future completed: its done callback, which
+                            // calls `stop()`, runs in that next iteration.
                             out = Some(v);
-                            runner.halt_soon();
+                            runner.halt_after_next();
                         }
                     }
                 }

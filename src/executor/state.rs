@@ -501,6 +501,8 @@ pub(crate) struct Runner {
     halt: Cell<HaltFlag>,
     /// The run ends at the end of this iteration.
     halt_soon: Cell<bool>,
+    /// The run ends at the end of the next iteration.
+    halt_next: Cell<bool>,
     /// The run ended at an iteration's end: `find` finds nothing more.
     halted: Cell<bool>,
     /// `find` finds nothing once, for the loop's main future to be polled (see
@@ -551,6 +553,7 @@ impl Runner {
             iter_end: Cell::new(0),
             halt: Cell::new(HaltFlag(ptr::null())),
             halt_soon: Cell::new(false),
+            halt_next: Cell::new(false),
             halted: Cell::new(false),
             interrupted: Cell::new(false),
             resume_end: Cell::new(0),
@@ -559,9 +562,9 @@ impl Runner {
 
     /// Makes this runner run tasks in iterations, as asyncio's loop does: an iteration
     /// runs the tasks that were queued when it began (the first, those queued now);
-    /// what they queue waits for the next one. Once `halt` is set (or
-    /// [`halt_soon`](Runner::halt_soon) was called), the runner finds nothing more after
-    /// the current iteration.
+    /// what they queue waits for the next one. Once `halt` is set, the runner finds
+    /// nothing more after the current iteration (after the next one, once
+    /// [`halt_after_next`](Runner::halt_after_next) was called).
     ///
     /// Iterations are counted in the runner's looks at its queues (its ticks): one that
     /// begins with `n` tasks queued ends `n` looks later, or at the first look that
@@ -603,9 +606,11 @@ impl Runner {
         }
     }
 
-    /// The run ends at the end of the current iteration.
-    pub(crate) fn halt_soon(&self) {
-        self.halt_soon.set(true);
+    /// The run ends at the end of the iteration after the current one: as asyncio's
+    /// `run_until_complete` does once its future completed (the future's done callback,
+    /// which stops the loop, runs in the next iteration).
+    pub(crate) fn halt_after_next(&self) {
+        self.halt_next.set(true);
     }
 
     /// Whether the run ended (see [`Runner::begin_iterations`]).
@@ -640,6 +645,9 @@ impl Runner {
             self.halted.set(true);
             self.iter_end.set(ticks.wrapping_add(1));
             return true;
+        }
+        if self.halt_next.replace(false) {
+            self.halt_soon.set(true);
         }
         let n = self.queued_len().max(1);
         self.iter_end.set(ticks.wrapping_add(n as u32));
@@ -679,16 +687,24 @@ impl Runner {
                 return Some(r);
             }
             // Its turn is over, but with nobody in line behind it, going to the back
-            // of the line would only cost a push and a pop.
+            // of the line would only cost a push and a pop. It still counts as a look
+            // at the queues: two tasks that wake each other must not hold an
+            // iteration open, and with it the end of a run, forever.
             if self.nothing_queued() {
+                let ticks = self.tick();
+                if ticks == self.iter_end.get() && self.iteration_boundary(ticks) {
+                    // The run ends here (or the loop's future takes its turn): the
+                    // task waits first in line.
+                    self.state.push_back(self, r);
+                    return None;
+                }
                 return Some(r);
             }
             // Its turn is over: to the back of the line.
             self.state.push_back(self, r);
         }
         self.lifo_streak.set(0);
-        let ticks = self.ticks.get().wrapping_add(1);
-        self.ticks.set(ticks);
+        let ticks = self.tick();
         if ticks == self.iter_end.get() && self.iteration_boundary(ticks) {
             return None;
         }
@@ -719,13 +735,27 @@ impl Runner {
     /// Steals; if there is nothing to steal either, nothing is queued: the iteration is
     /// over, and the next look (after `ticks`) begins one. Out of line: the idle path
     /// (in `find`, it cost the busy paths about 4 instructions a task).
+    ///
+    /// A run that was to end with this iteration or the next ends now: the next one
+    /// would be empty, and an idle runner would otherwise sleep before its next look.
     #[inline(never)]
     fn steal_or_end(&self, ticks: u32) -> Option<Runnable> {
         let stolen = self.steal();
         if stolen.is_none() {
             self.iter_end.set(ticks.wrapping_add(1));
+            if self.halt_soon.get() || self.halt_next.replace(false) {
+                self.halted.set(true);
+            }
         }
         stolen
+    }
+
+    /// Counts a look at the queues.
+    #[inline]
+    fn tick(&self) -> u32 {
+        let ticks = self.ticks.get().wrapping_add(1);
+        self.ticks.set(ticks);
+        ticks
     }
 
     /// Whether no task waits in this runner's queue or the shared ones.
