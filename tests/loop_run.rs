@@ -363,3 +363,70 @@ fn run_until_complete_returns_while_two_tasks_ping_pong() {
     lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
     lp.close().unwrap();
 }
+
+/// A run that ends with tasks still queued leaves them in the order they were queued:
+/// one queued by a task on the loop's thread, then one queued from another thread,
+/// run in that order in the next run.
+#[test]
+fn tasks_left_queued_at_a_stop_keep_their_order_for_the_next_run() {
+    let lp = EventLoop::new().unwrap();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (me, l) = (lp.clone(), log.clone());
+    lp.spawn(async move {
+        let l1 = l.clone();
+        me.spawn(async move { l1.lock().unwrap().push("L1") }).detach();
+        let (other, l2) = (me.clone(), l.clone());
+        std::thread::spawn(move || {
+            other.spawn(async move { l2.lock().unwrap().push("G1") }).detach();
+        })
+        .join()
+        .unwrap();
+        me.stop();
+    })
+    .detach();
+    lp.run_forever().unwrap();
+    assert!(log.lock().unwrap().is_empty(), "both were queued in the iteration that stopped");
+    lp.run_until_complete(async {
+        polyloop::sleep(Duration::from_millis(1)).await;
+    })
+    .unwrap();
+    assert_eq!(*log.lock().unwrap(), ["L1", "G1"]);
+    lp.close().unwrap();
+}
+
+/// A callback scheduled from another thread after that thread queued tasks runs after
+/// them, whatever the loop's queues held before.
+#[test]
+fn a_callback_from_another_thread_runs_after_the_tasks_that_thread_queued_before() {
+    let lp = EventLoop::new().unwrap();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let note = |l: &Arc<std::sync::Mutex<Vec<&'static str>>>, what| {
+        let l = l.clone();
+        move || l.lock().unwrap().push(what)
+    };
+    let (me, l) = (lp.clone(), log.clone());
+    lp.spawn(async move {
+        l.lock().unwrap().push("X");
+        let (other, l2) = (me.clone(), l.clone());
+        std::thread::spawn(move || {
+            for w in ["W1", "W2", "W3"] {
+                let l3 = l2.clone();
+                other.spawn(async move { l3.lock().unwrap().push(w) }).detach();
+            }
+            let l4 = l2.clone();
+            other.call_soon(move || l4.lock().unwrap().push("B"));
+        })
+        .join()
+        .unwrap();
+    })
+    .detach();
+    lp.call_soon(note(&log, "A"));
+    let stopper = lp.clone();
+    lp.call_soon(move || stopper.stop());
+    lp.run_forever().unwrap();
+    let stopper = lp.clone();
+    lp.call_soon(move || stopper.stop());
+    lp.run_forever().unwrap();
+    lp.close().unwrap();
+    assert_eq!(*log.lock().unwrap(), ["X", "A", "W1", "W2", "W3", "B"]);
+}

@@ -87,6 +87,9 @@ pub(crate) struct State {
     /// (see [`State::nothing_queued`]). Set by every push into them but those between
     /// several runners (which share out, steal and watch), so exact with one runner.
     queued_hint: std::sync::atomic::AtomicBool,
+    /// How many tasks threads that run none of this executor's tasks have queued (see
+    /// [`State::push_mark`]).
+    pushes: AtomicUsize,
     /// Which runner watches the others' LIFO slots: the address of its [`Local`],
     /// [`NO_WATCHER`], or [`WATCHER_WANTED`].
     watcher: AtomicUsize,
@@ -212,6 +215,7 @@ impl State {
             reporter: std::sync::OnceLock::new(),
             watcher: AtomicUsize::new(NO_WATCHER),
             queued_hint: std::sync::atomic::AtomicBool::new(false),
+            pushes: AtomicUsize::new(0),
         }
     }
 
@@ -259,6 +263,7 @@ impl State {
             self.push_back(runner, runnable);
             return;
         }
+        runner.count_push();
         let raw = runnable.into_raw().as_ptr();
         // SeqCst: ordered before the loads in `watch_slot` (see there).
         match NonNull::new(runner.local.slot.swap(raw, Ordering::SeqCst)) {
@@ -285,15 +290,16 @@ impl State {
     /// A mark of what is queued, as seen from this thread: it changes when a task is
     /// queued here (or a runner on this thread takes one), and stays the same while
     /// nothing is. Callbacks scheduled under the same mark may run together, at the
-    /// place in the line of the first one.
+    /// place in the line of the first one. Counts, not queue lengths: a length can
+    /// come back to a value it had while tasks were queued in between.
     pub(crate) fn push_mark(&self) -> PushMark {
         match self.own_runner() {
             Some(runner) => PushMark(
                 Arc::as_ptr(&runner.local) as usize,
                 runner.ticks.get(),
-                runner.queued_len(),
+                runner.pushes.get() as usize,
             ),
-            None => PushMark(0, 0, self.global.len() + self.home.len()),
+            None => PushMark(0, 0, self.pushes.load(Ordering::Relaxed)),
         }
     }
 
@@ -327,6 +333,7 @@ impl State {
 
     /// Queues a runnable from a thread that runs no task of this executor.
     fn push_global(&self, runnable: Runnable) {
+        self.pushes.fetch_add(1, Ordering::Relaxed);
         // The global queue is unbounded and never closed.
         let _ = self.global.push(runnable);
         self.note_queued();
@@ -350,6 +357,7 @@ impl State {
     /// are empty, cannot keep them waiting.
     #[inline]
     fn push_back(&self, runner: &Runner, runnable: Runnable) {
+        runner.count_push();
         let spilled = if self.global.is_empty() && self.home.is_empty() {
             match runner.local.queue.push(runnable) {
                 Ok(()) => None,
@@ -422,7 +430,16 @@ impl State {
     /// Queues a runnable of a `!Send` task bound to the home thread.
     pub(crate) fn schedule_home(&self, runnable: Runnable) {
         // As in `schedule`: off this executor's runners, a waker keeps the state alive.
-        let _alive = self.own_runner().is_none().then(|| runnable.waker());
+        let _alive = match self.own_runner() {
+            Some(runner) => {
+                runner.count_push();
+                None
+            }
+            None => {
+                self.pushes.fetch_add(1, Ordering::Relaxed);
+                Some(runnable.waker())
+            }
+        };
         self.home.push(runnable);
         self.note_queued();
         if self.any_sleeping() {
@@ -494,6 +511,8 @@ pub(crate) struct Runner {
     to_back: Cell<bool>,
     thread: u64,
     ticks: Cell<u32>,
+    /// How many tasks this runner queued (see [`State::push_mark`]).
+    pushes: Cell<u32>,
     /// The tick at which the next iteration begins (see [`Runner::begin_iterations`]).
     iter_end: Cell<u32>,
     /// Set by an event loop's run: this flag (its `stop()`) ends the run at the end of
@@ -550,6 +569,7 @@ impl Runner {
             to_back: Cell::new(false),
             thread: thread_id(),
             ticks: Cell::new(0),
+            pushes: Cell::new(0),
             iter_end: Cell::new(0),
             halt: Cell::new(HaltFlag(ptr::null())),
             halt_soon: Cell::new(false),
@@ -750,6 +770,12 @@ impl Runner {
         stolen
     }
 
+    /// Counts a task queued by this runner.
+    #[inline]
+    fn count_push(&self) {
+        self.pushes.set(self.pushes.get().wrapping_add(1));
+    }
+
     /// Counts a look at the queues.
     #[inline]
     fn tick(&self) -> u32 {
@@ -912,16 +938,25 @@ impl Drop for Runner {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|q| !Arc::ptr_eq(q, &self.local));
-        self.state.runners.fetch_sub(1, Ordering::Relaxed);
-        // Hand what is left to the other runners.
+        let alone = self.state.runners.fetch_sub(1, Ordering::Relaxed) == 1;
+        // Hand what is left to the other runners (or the next run).
         let mut moved = false;
-        if let Some(r) = self.local.take_slot() {
+        let slot = self.local.take_slot();
+        // The local queue only grows while the shared ones are empty (see
+        // `State::push_back`), so what waits in the global queue was queued after it.
+        // With no other runner to take from the global queue meanwhile, this runner's
+        // tasks go in front of it, so that the next run takes them in their order.
+        let later: Vec<Runnable> = if alone && (slot.is_some() || !self.local.queue.is_empty()) {
+            self.state.global.try_iter().collect()
+        } else {
+            Vec::new()
+        };
+        for r in slot.into_iter().chain(std::iter::from_fn(|| self.local.queue.pop().ok())) {
             let _ = self.state.global.push(r);
             moved = true;
         }
-        while let Ok(r) = self.local.queue.pop() {
+        for r in later {
             let _ = self.state.global.push(r);
-            moved = true;
         }
         if moved {
             self.state.note_queued();
