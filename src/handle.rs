@@ -104,6 +104,11 @@ impl fmt::Debug for TimerHandle {
 
 pub(crate) type Callback = Box<dyn FnOnce() + Send + 'static>;
 
+/// How many segment drivers may wait idle for a segment; a driver that finds this many
+/// waiting when it is done ends, so that a burst of segments does not keep one driver
+/// task per segment alive until the loop closes.
+pub(crate) const IDLE_DRIVERS: usize = 8;
+
 /// Where a callback was scheduled (for reports of its panic).
 type Loc = &'static Location<'static>;
 
@@ -252,6 +257,12 @@ impl Callbacks {
             + q.timers.iter().filter(|t| !t.handle.is_cancelled()).count()
     }
 
+    /// How many segment drivers wait to be handed a segment.
+    #[cfg(test)]
+    pub(crate) fn idle_drivers(&self) -> usize {
+        self.lock().idle.len()
+    }
+
     /// Drops every scheduled callback.
     pub(crate) fn clear(&self) {
         let dropped = {
@@ -340,16 +351,24 @@ impl Callbacks {
             let busy = self.claim().await;
             Self::run(self.take_segment(), &report);
             drop(busy);
-            // Handed another segment by `push_ready`, it is woken, and so queued, again.
+            // Handed another segment by `push_ready`, it is woken, and so queued, again;
+            // with enough drivers idle already, it ends.
             let mut parked = false;
-            std::future::poll_fn(|cx| {
+            let kept = std::future::poll_fn(|cx| {
                 if std::mem::replace(&mut parked, true) {
-                    return Poll::Ready(());
+                    return Poll::Ready(true);
                 }
-                self.lock().idle.push(cx.waker().clone());
+                let mut q = self.lock();
+                if q.idle.len() >= IDLE_DRIVERS {
+                    return Poll::Ready(false);
+                }
+                q.idle.push(cx.waker().clone());
                 Poll::Pending
             })
             .await;
+            if !kept {
+                return;
+            }
         }
     }
 

@@ -840,3 +840,29 @@ impl fmt::Debug for EventLoop {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of callback segments (each callback scheduled after a task was queued)
+    /// leaves at most a few idle segment drivers behind, not one per segment.
+    #[test]
+    fn idle_segment_drivers_are_capped_after_a_burst() {
+        let lp = EventLoop::new().unwrap();
+        for _ in 0..2_000 {
+            lp.spawn(async {}).detach();
+            lp.call_soon(|| {});
+        }
+        let stopper = lp.clone();
+        lp.call_soon(move || stopper.stop());
+        lp.run_forever().unwrap();
+        lp.run_until_complete(async {}).unwrap();
+        let idle = lp.inner.callbacks.idle_drivers();
+        assert!(
+            idle <= crate::handle::IDLE_DRIVERS,
+            "{idle} idle segment drivers kept after the burst"
+        );
+        lp.close().unwrap();
+    }
+}
