@@ -107,19 +107,22 @@ impl RunGuard<'_> {
         // here (a spurious poll is harmless to a pending one).
         if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             // What it queued as it completed runs in the iteration after, as asyncio
-            // runs it before the done callback that stops the loop.
-            if !self.lp.inner.executor.nothing_queued() {
+            // runs it before the done callback that stops the loop. (The run ends
+            // before the future is dropped, as on the other paths.)
+            if self.lp.inner.executor.nothing_queued() {
+                drop(self);
+            } else {
                 self.run_one_iteration();
             }
-            drop(self);
             return Ok(out);
         }
         self.run_polled(future)
     }
 
-    /// Runs one iteration: what is queued now. Kept out of line, as `run_polled`.
+    /// Runs one iteration (what is queued now), then ends the run. Kept out of line, as
+    /// `run_polled`.
     #[inline(never)]
-    fn run_one_iteration(&self) {
+    fn run_one_iteration(self) {
         let inner = &*self.lp.inner;
         // Set from the start: the run ends after one iteration.
         let halt = AtomicBool::new(true);

@@ -707,14 +707,14 @@ impl Runner {
                 return Some(r);
             }
             // Its turn is over, but with nobody in line behind it, going to the back
-            // of the line would only cost a push and a pop. It still counts as a look
-            // at the queues: two tasks that wake each other must not hold an
-            // iteration open, and with it the end of a run, forever.
+            // of the line would only cost a push and a pop. Two tasks that wake each
+            // other this way stretch the iteration (they are the LIFO slot's one
+            // difference from asyncio's order), but must not hold off the end of a run
+            // or the loop's future forever: with one of those pending, this is the
+            // iteration's end.
             if self.nothing_queued() {
-                let ticks = self.tick();
-                if ticks == self.iter_end.get() && self.iteration_boundary(ticks) {
-                    // The run ends here (or the loop's future takes its turn): the
-                    // task waits first in line.
+                if self.end_pending() && self.iteration_boundary(self.tick()) {
+                    // The task waits first in line.
                     self.state.push_back(self, r);
                     return None;
                 }
@@ -768,6 +768,18 @@ impl Runner {
             }
         }
         stolen
+    }
+
+    /// Whether the run is to end, or the loop's future to take its turn, at the end of
+    /// an iteration (see [`Runner::iteration_boundary`]).
+    #[inline]
+    fn end_pending(&self) -> bool {
+        self.interrupted.get()
+            || self.halt_soon.get()
+            || self.halt_next.get()
+            // SAFETY: `begin_iterations` asks that the flag outlive the runner.
+            || unsafe { self.halt.get().0.as_ref() }
+                .is_some_and(|h| h.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Counts a task queued by this runner.
