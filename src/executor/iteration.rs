@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use super::state::{Runner, Sleeper, interrupt_runner, thread_id, waking_at_back};
-use super::{BATCH, BATCHES_PER_REACTOR_TICK, Executor, Watch, run_one};
+use super::state::{Runner, interrupt_runner, thread_id, waking_at_back};
+use super::{Drive, Executor};
 
 impl Executor<'_> {
     /// Runs tasks on the calling thread in iterations, until `future` completed and the
@@ -49,10 +49,7 @@ impl Executor<'_> {
         let mut out = None;
         // The waker of the turn task: waking it puts the future in line.
         let mut future_waker: Option<Waker> = None;
-        let mut listener: Option<Sleeper<'_>> = None;
-        let mut woken = false;
-        let mut streak = 0u32;
-        let mut watch = Watch::default();
+        let mut drive = Drive::default();
         let mut outer_set = false;
         let out = std::future::poll_fn(move |cx| {
             if !outer_set {
@@ -80,48 +77,22 @@ impl Executor<'_> {
                         }
                     }
                 }
-                let mut ran = 0;
-                while ran < BATCH {
-                    let Some(runnable) = runner.find() else { break };
-                    if woken {
-                        woken = false;
-                        state.notify_one();
-                    }
-                    listener = None;
-                    watch.stop(&runner);
-                    run_one(runnable);
-                    runner.ran();
-                    ran += 1;
-                }
+                let ran = drive.batch(state, &runner);
                 if runner.halted() {
                     return Poll::Ready(out.take());
                 }
                 if ran > 0 {
-                    streak += 1;
-                    if streak >= BATCHES_PER_REACTOR_TICK {
-                        streak = 0;
-                        cx.waker().wake_by_ref();
+                    if drive.busy(cx) {
                         return Poll::Pending;
                     }
                     continue;
                 }
-                streak = 0;
                 if turn.ran.load(Ordering::Acquire) {
                     // The turn task interrupted the batch: the future's turn, now.
                     continue;
                 }
-                match listener.as_mut() {
-                    None => listener = Some(state.sleep()),
-                    Some(l) => match l.poll(cx) {
-                        Poll::Ready(()) => {
-                            listener = None;
-                            woken = true;
-                        }
-                        Poll::Pending => match watch.poll(&runner, cx) {
-                            Poll::Ready(()) => listener = None,
-                            Poll::Pending => return Poll::Pending,
-                        },
-                    },
+                if drive.idle(state, &runner, cx).is_pending() {
+                    return Poll::Pending;
                 }
             }
         })

@@ -334,10 +334,7 @@ impl fmt::Debug for LocalExecutor<'_> {
 async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
     let mut future = pin!(future);
     let mut runner: Option<Runner> = None;
-    let mut listener: Option<Sleeper<'_>> = None;
-    let mut woken = false;
-    let mut streak = 0u32;
-    let mut watch = Watch::default();
+    let mut drive = Drive::default();
     std::future::poll_fn(move |cx| {
         loop {
             if let Poll::Ready(out) = future.as_mut().poll(cx) {
@@ -346,50 +343,91 @@ async fn run<T>(state: &Arc<State>, future: impl Future<Output = T>) -> T {
             // The runner is made on first need, so a ready future costs no queue.
             let runner = runner.get_or_insert_with(|| Runner::new(state));
             let _enter = runner.enter();
-            let mut ran = 0;
-            while ran < BATCH {
-                let Some(runnable) = runner.find() else { break };
-                if woken {
-                    // This runner was asleep and found work: wake another one in case
-                    // there is more.
-                    woken = false;
-                    state.notify_one();
-                }
-                listener = None;
-                watch.stop(runner);
-                run_one(runnable);
-                runner.ran();
-                ran += 1;
-            }
+            let ran = drive.batch(state, runner);
             if ran > 0 {
-                streak += 1;
-                if streak >= BATCHES_PER_REACTOR_TICK {
-                    streak = 0;
-                    cx.waker().wake_by_ref();
+                if drive.busy(cx) {
                     return Poll::Pending;
                 }
                 continue;
             }
-            streak = 0;
-            match listener.as_mut() {
-                // Register first, then look at the queues once more before sleeping.
-                None => listener = Some(state.sleep()),
-                Some(l) => match l.poll(cx) {
-                    Poll::Ready(()) => {
-                        listener = None;
-                        woken = true;
-                    }
-                    // Nothing to run: keep an eye on the busy runners' LIFO slots,
-                    // if it is this runner's turn to.
-                    Poll::Pending => match watch.poll(runner, cx) {
-                        Poll::Ready(()) => listener = None,
-                        Poll::Pending => return Poll::Pending,
-                    },
-                },
+            if drive.idle(state, runner, cx).is_pending() {
+                return Poll::Pending;
             }
         }
     })
     .await
+}
+
+/// What a runner's run keeps between polls: the streak of batches it ran, and its
+/// registration as an idle runner and watch over the others' LIFO slots.
+#[derive(Default)]
+struct Drive<'a> {
+    listener: Option<Sleeper<'a>>,
+    /// The runner was woken from its sleep.
+    woken: bool,
+    /// Batches run in a row since the reactor last had a look.
+    streak: u32,
+    watch: Watch,
+}
+
+impl<'a> Drive<'a> {
+    /// Runs up to a batch of tasks; returns how many ran.
+    #[inline]
+    fn batch(&mut self, state: &State, runner: &Runner) -> u32 {
+        let mut ran = 0;
+        while ran < BATCH {
+            let Some(runnable) = runner.find() else { break };
+            if self.woken {
+                // This runner was asleep and found work: wake another one in case
+                // there is more.
+                self.woken = false;
+                state.notify_one();
+            }
+            self.listener = None;
+            self.watch.stop(runner);
+            run_one(runnable);
+            runner.ran();
+            ran += 1;
+        }
+        ran
+    }
+
+    /// After a batch that ran tasks: whether the run returns `Pending` now (woken
+    /// again at once), after a long streak of batches, so that the reactor looks for
+    /// I/O and timers.
+    #[inline]
+    fn busy(&mut self, cx: &mut Context<'_>) -> bool {
+        self.streak += 1;
+        if self.streak < BATCHES_PER_REACTOR_TICK {
+            return false;
+        }
+        self.streak = 0;
+        cx.waker().wake_by_ref();
+        true
+    }
+
+    /// After a batch that found nothing: registers as idle (then the runner looks at
+    /// the queues once more before it sleeps), or sleeps (`Pending`) until it is woken
+    /// or its watch took a task (`Ready`: look again).
+    fn idle(&mut self, state: &'a State, runner: &Runner, cx: &mut Context<'_>) -> Poll<()> {
+        self.streak = 0;
+        match self.listener.as_mut() {
+            None => self.listener = Some(state.sleep()),
+            Some(l) => match l.poll(cx) {
+                Poll::Ready(()) => {
+                    self.listener = None;
+                    self.woken = true;
+                }
+                // Nothing to run: keep an eye on the busy runners' LIFO slots, if it
+                // is this runner's turn to.
+                Poll::Pending => match self.watch.poll(runner, cx) {
+                    Poll::Ready(()) => self.listener = None,
+                    Poll::Pending => return Poll::Pending,
+                },
+            },
+        }
+        Poll::Ready(())
+    }
 }
 
 /// An idle runner's watch over the other runners' LIFO slots (see
