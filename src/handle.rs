@@ -147,6 +147,9 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// A callback to run now, and where it was scheduled.
+type Due = (Handle, Callback, Loc);
+
 /// A ready callback, and the number of its segment.
 type Ready = (Handle, Callback, Loc, u64);
 
@@ -279,7 +282,7 @@ impl Callbacks {
 
     /// Moves the due timers (by deadline) to the back of `batch`; returns the next
     /// deadline.
-    fn take_due(q: &mut Queues, batch: &mut Vec<(Handle, Callback, Loc)>) -> Option<Instant> {
+    fn take_due(q: &mut Queues, batch: &mut Vec<Due>) -> Option<Instant> {
         let now = Instant::now();
         while q.timers.peek().is_some_and(|t| t.when <= now || t.handle.is_cancelled()) {
             let t = q.timers.pop().expect("peeked");
@@ -289,7 +292,7 @@ impl Callbacks {
     }
 
     /// Runs `batch`, skipping cancelled callbacks; `report` gets the panic of one.
-    fn run(batch: Vec<(Handle, Callback, Loc)>, report: &impl Fn(&(dyn Any + Send), Loc)) {
+    fn run(batch: Vec<Due>, report: &impl Fn(&(dyn Any + Send), Loc)) {
         // What the callbacks wake goes to the back of the line, as asyncio's
         // `call_soon` would queue it.
         crate::executor::waking_at_back(|| {
@@ -321,7 +324,7 @@ impl Callbacks {
     }
 
     /// Takes the oldest segment that no driver took yet, and the timers that are due.
-    fn take_segment(&self) -> Vec<(Handle, Callback, Loc)> {
+    fn take_segment(&self) -> Vec<Due> {
         let mut batch = Vec::new();
         let mut q = self.lock();
         let Some(&(.., seg)) = q.ready.front() else { return batch };

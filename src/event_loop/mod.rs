@@ -178,14 +178,7 @@ impl EventLoop {
     pub fn run_forever(&self) -> Result<(), Error> {
         let guard = self.enter()?;
         let inner = &*self.inner;
-        let forever = std::pin::pin!(std::future::pending::<()>());
-        self.in_context(|| {
-            crate::fork::block_on(inner.executor.run_iterations(
-                forever,
-                &inner.stopping,
-                driver_location(),
-            ))
-        });
+        self.in_context(|| running::run_until_halted(inner, &inner.stopping));
         drop(guard);
         Ok(())
     }

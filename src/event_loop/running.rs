@@ -6,7 +6,7 @@ use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
-use super::{EventLoop, IDLE, driver_location};
+use super::{EventLoop, IDLE, Inner, driver_location};
 use crate::error::Error;
 use crate::fork;
 
@@ -123,14 +123,8 @@ impl RunGuard<'_> {
     /// `run_polled`.
     #[inline(never)]
     fn run_one_iteration(self) {
-        let inner = &*self.lp.inner;
         // Set from the start: the run ends after one iteration.
-        let halt = AtomicBool::new(true);
-        let _ = fork::block_on(inner.executor.run_iterations(
-            pin!(std::future::pending::<()>()),
-            &halt,
-            driver_location(),
-        ));
+        run_until_halted(&self.lp.inner, &AtomicBool::new(true));
     }
 
     /// `run_plain` when work is queued. Kept out of line, as `run_polled`.
@@ -154,6 +148,16 @@ impl RunGuard<'_> {
         drop(self);
         out.ok_or(Error::Stopped { loop_id: id })
     }
+}
+
+/// Runs the loop's tasks and callbacks in iterations until `halt` is set and the
+/// current iteration has ended (after one iteration if it is set already).
+pub(super) fn run_until_halted(inner: &Inner, halt: &AtomicBool) {
+    let _ = fork::block_on(inner.executor.run_iterations(
+        pin!(std::future::pending::<()>()),
+        halt,
+        driver_location(),
+    ));
 }
 
 impl Drop for RunGuard<'_> {

@@ -23,6 +23,8 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::sync::PoisonError;
+// The loop's stop flag, which the runner reads: std's also under loom.
+use std::sync::atomic::AtomicBool as StdAtomicBool;
 use std::task::{Context, Poll};
 
 use async_task::ScheduleInfo;
@@ -33,7 +35,7 @@ use super::active::Slab;
 use super::home::{self, Home};
 use super::report::{self, Incident, Reporter};
 use super::sync::{
-    Arc, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock,
+    Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock,
     executor_thread_local, fence,
 };
 
@@ -86,7 +88,7 @@ pub(crate) struct State {
     /// Set when a task may wait in the shared queues: cheaper to read than they are
     /// (see [`State::nothing_queued`]). Set by every push into them but those between
     /// several runners (which share out, steal and watch), so exact with one runner.
-    queued_hint: std::sync::atomic::AtomicBool,
+    queued_hint: AtomicBool,
     /// How many tasks threads that run none of this executor's tasks have queued (see
     /// [`State::push_mark`]).
     pushes: AtomicUsize,
@@ -196,7 +198,7 @@ pub(crate) fn thread_id() -> u64 {
         if id.get() == 0 {
             // Not part of the protocol: a plain std counter, also under loom.
             static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-            id.set(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            id.set(NEXT.fetch_add(1, Ordering::Relaxed));
         }
         id.get()
     })
@@ -214,7 +216,7 @@ impl State {
             active: Mutex::new(Slab::default()),
             reporter: std::sync::OnceLock::new(),
             watcher: AtomicUsize::new(NO_WATCHER),
-            queued_hint: std::sync::atomic::AtomicBool::new(false),
+            queued_hint: AtomicBool::new(false),
             pushes: AtomicUsize::new(0),
         }
     }
@@ -308,14 +310,14 @@ impl State {
     /// may be missed (the order between threads is not defined).
     #[inline]
     pub(crate) fn nothing_queued(&self) -> bool {
-        !self.queued_hint.load(std::sync::atomic::Ordering::Relaxed)
+        !self.queued_hint.load(Ordering::Relaxed)
     }
 
     /// Looks at the shared queues again (at the end of a loop's run, its runner gone):
     /// what [`State::nothing_queued`] says from now on.
     pub(crate) fn recheck_queued(&self) {
         let queued = !self.global.is_empty() || !self.home.is_empty();
-        self.queued_hint.store(queued, std::sync::atomic::Ordering::Relaxed);
+        self.queued_hint.store(queued, Ordering::Relaxed);
     }
 
     /// Wakes every idle runner (a run may have to end).
@@ -343,10 +345,9 @@ impl State {
     /// Notes that a task may wait in the shared queues.
     #[inline]
     fn note_queued(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
         // Only written when clear: no cache line bounces between threads that push.
-        if !self.queued_hint.load(Relaxed) {
-            self.queued_hint.store(true, Relaxed);
+        if !self.queued_hint.load(Ordering::Relaxed) {
+            self.queued_hint.store(true, Ordering::Relaxed);
         }
     }
 
@@ -532,7 +533,7 @@ pub(crate) struct Runner {
 
 /// The flag that ends an event loop's run (see [`Runner::begin_iterations`]), or null.
 #[derive(Clone, Copy)]
-struct HaltFlag(*const std::sync::atomic::AtomicBool);
+struct HaltFlag(*const StdAtomicBool);
 
 // SAFETY: it points at an `AtomicBool` (which is `Sync`), only read, and
 // `begin_iterations` asks that it outlive the runner, wherever the runner moves.
@@ -594,7 +595,7 @@ impl Runner {
     /// # Safety
     ///
     /// `halt` outlives the runner.
-    pub(crate) unsafe fn begin_iterations(&self, halt: *const std::sync::atomic::AtomicBool) {
+    pub(crate) unsafe fn begin_iterations(&self, halt: *const StdAtomicBool) {
         self.halt.set(HaltFlag(halt));
         // Take in what waits in the global queue (in order: this runner's queue is
         // empty), so that the tasks queued from now on go to this runner's queue, which
@@ -612,7 +613,7 @@ impl Runner {
         if self.state.global.is_empty() && self.state.home.is_empty() {
             // (A task queued by another thread meanwhile may be missed: the order between
             // threads is not defined.)
-            self.state.queued_hint.store(false, std::sync::atomic::Ordering::Relaxed);
+            self.state.queued_hint.store(false, Ordering::Relaxed);
         }
         let n = self.queued_len().max(1);
         self.iter_end.set(self.ticks.get().wrapping_add(1).wrapping_add(n as u32));
@@ -659,8 +660,7 @@ impl Runner {
         }
         // SAFETY: `begin_iterations` asks that the flag outlive the runner.
         let halt = self.halt_soon.get()
-            || unsafe { self.halt.get().0.as_ref() }
-                .is_some_and(|h| h.load(std::sync::atomic::Ordering::Acquire));
+            || unsafe { self.halt.get().0.as_ref() }.is_some_and(|h| h.load(Ordering::Acquire));
         if halt {
             self.halted.set(true);
             self.iter_end.set(ticks.wrapping_add(1));
@@ -779,7 +779,7 @@ impl Runner {
             || self.halt_next.get()
             // SAFETY: `begin_iterations` asks that the flag outlive the runner.
             || unsafe { self.halt.get().0.as_ref() }
-                .is_some_and(|h| h.load(std::sync::atomic::Ordering::Relaxed))
+                .is_some_and(|h| h.load(Ordering::Relaxed))
     }
 
     /// Counts a task queued by this runner.
