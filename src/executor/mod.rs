@@ -8,6 +8,7 @@
 mod active;
 mod home;
 mod iteration;
+mod lone;
 pub(crate) mod report;
 mod state;
 mod sync;

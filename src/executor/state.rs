@@ -9,7 +9,9 @@
 //!
 //! A runner also has a LIFO slot for the task it woke last, which it runs next. The
 //! slot is shared: when a task has sat in a busy runner's slot for a while, an idle
-//! runner that watches the slots (see [`Runner::claim_watch`]) takes it.
+//! runner that watches the slots (see [`Runner::claim_watch`]) takes it. A runner that
+//! has been the only one for a while uses plain loads and stores on its slot instead
+//! of atomic swaps (see [`Runner::lone_op`]).
 //!
 //! Sleep/wake: an idle runner registers an `event_listener` listener and counts itself
 //! in `sleeping`, then looks at the queues once more, and only then waits. Every push
@@ -33,6 +35,7 @@ use event_listener::{Event, EventListener};
 
 use super::active::Slab;
 use super::home::{self, Home};
+use super::lone;
 use super::report::{self, Incident, Reporter};
 use super::sync::{
     Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock,
@@ -95,6 +98,9 @@ pub(crate) struct State {
     /// Which runner watches the others' LIFO slots: the address of its [`Local`],
     /// [`NO_WATCHER`], or [`WATCHER_WANTED`].
     watcher: AtomicUsize,
+    /// Set while a runner may be on its own (see [`Runner::lone_op`]): a runner that
+    /// joins then forces a barrier on it. Only that runner clears it.
+    lone: AtomicBool,
 }
 
 /// See [`State::push_mark`].
@@ -111,14 +117,27 @@ const WATCHER_WANTED: usize = usize::MAX;
 pub(crate) struct Local {
     queue: ConcurrentQueue<Runnable>,
     /// The task the runner woke last, which it runs next (a `Runnable::into_raw`
-    /// pointer, or null). The runner puts and takes with swaps; a watcher takes a task
+    /// pointer, or null). The runner puts and takes with swaps (with plain loads and
+    /// stores while it is on its own: see [`Runner::lone_op`]); a watcher takes a task
     /// that sat here for a whole watch period with a compare-and-swap.
     slot: AtomicPtr<()>,
     /// Tasks the runner started; only the runner writes it.
     started: AtomicU64,
+    /// Set by the runner while it is on its own (see [`Runner::lone_op`]).
+    armed: AtomicBool,
+    /// Set by the runner on its own around each plain operation on its slot.
+    in_op: AtomicBool,
 }
 
 impl Local {
+    /// Whether a runner that joined after this one (`fenced`: as [`State::join`] said)
+    /// may take from its slot now: this one is not on its own, or no plain operation of
+    /// its is under way and its next one will see the joiner. Without the barrier, the
+    /// joiner waits until this runner has seen the count itself.
+    fn may_take(&self, fenced: bool) -> bool {
+        !self.armed.load(Ordering::Acquire) || (fenced && !self.in_op.load(Ordering::Acquire))
+    }
+
     /// Takes the task in the slot, if any.
     fn take_slot(&self) -> Option<Runnable> {
         if self.slot.load(Ordering::Relaxed).is_null() {
@@ -216,6 +235,7 @@ impl State {
             active: Mutex::new(Slab::default()),
             reporter: std::sync::OnceLock::new(),
             watcher: AtomicUsize::new(NO_WATCHER),
+            lone: AtomicBool::new(false),
             queued_hint: AtomicBool::new(false),
             pushes: AtomicUsize::new(0),
         }
@@ -266,16 +286,8 @@ impl State {
             return;
         }
         runner.count_push();
-        let raw = runnable.into_raw().as_ptr();
-        // SeqCst: ordered before the loads in `watch_slot` (see there).
-        match NonNull::new(runner.local.slot.swap(raw, Ordering::SeqCst)) {
-            None => self.watch_slot(),
-            Some(displaced) => {
-                // SAFETY: a non-null slot holds a pointer from `into_raw`, and the swap
-                // took it out: this thread owns it.
-                let displaced = unsafe { Runnable::from_raw(displaced) };
-                self.push_back(runner, displaced);
-            }
+        if let Some(displaced) = runner.put_slot(runnable) {
+            self.push_back(runner, displaced);
         }
     }
 
@@ -482,10 +494,29 @@ impl State {
         while self.global.pop().is_ok() {}
         self.home.drain(self);
         let locals = self.locals.read().unwrap_or_else(PoisonError::into_inner).clone();
+        // Counted as a runner meanwhile, so that a runner on its own takes the atomic
+        // way from its next operation on.
+        let fenced = self.join();
+        // A runner of this thread is not in an operation on its slot now.
+        let own = self.own_runner().map(|runner| Arc::as_ptr(&runner.local));
         for local in locals {
             while local.queue.pop().is_ok() {}
+            while own != Some(Arc::as_ptr(&local)) && !local.may_take(fenced) {
+                std::thread::yield_now();
+            }
             drop(local.take_slot());
         }
+        self.runners.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Counts one more runner. If a runner may be on its own, makes it see the count
+    /// (see [`Runner::lone_op`]): whether that worked, so that its slot may be taken
+    /// from once no plain operation is under way ([`Local::may_take`]).
+    fn join(&self) -> bool {
+        // SeqCst, as the load of `lone` after it, against `Runner::arm`'s store of
+        // `lone` and its load of the count: one of the two sees the other's store.
+        let before = self.runners.fetch_add(1, Ordering::SeqCst);
+        before == 0 || !self.lone.load(Ordering::SeqCst) || lone::heavy()
     }
 }
 
@@ -529,6 +560,13 @@ pub(crate) struct Runner {
     /// [`interrupt_runner`]); the iteration then ends one look later than it would.
     interrupted: Cell<bool>,
     resume_end: Cell<u32>,
+    /// On its own: plain operations on the slot (see [`Runner::lone_op`]).
+    lone: Cell<bool>,
+    /// Tasks put into the slot in a row while no other runner was counted.
+    alone_puts: Cell<u32>,
+    /// Whether the runners that were on their own when this one joined saw it (see
+    /// [`State::join`]).
+    fenced: bool,
 }
 
 /// The flag that ends an event loop's run (see [`Runner::begin_iterations`]), or null.
@@ -542,6 +580,11 @@ unsafe impl Send for HaltFlag {}
 /// How many tasks in a row may come from a runner's LIFO slot before the others get
 /// a turn (two tasks waking each other would otherwise keep the slot forever).
 const MAX_LIFO_STREAK: u32 = 3;
+
+/// How many tasks a runner puts into its slot while it is the only runner before it
+/// goes on its own (see [`Runner::lone_op`]): a runner that joins later pays a barrier
+/// of some microseconds, which this spreads over many puts.
+const ALONE_BEFORE_LONE: u32 = 256;
 
 /// What a watcher found in the others' LIFO slots (see [`Runner::watch`]).
 pub(crate) enum Watched {
@@ -560,9 +603,11 @@ impl Runner {
             queue: ConcurrentQueue::bounded(LOCAL_CAPACITY),
             slot: AtomicPtr::new(ptr::null_mut()),
             started: AtomicU64::new(0),
+            armed: AtomicBool::new(false),
+            in_op: AtomicBool::new(false),
         });
         state.locals.write().unwrap_or_else(PoisonError::into_inner).push(local.clone());
-        state.runners.fetch_add(1, Ordering::Relaxed);
+        let fenced = state.join();
         Runner {
             state: state.clone(),
             local,
@@ -578,7 +623,138 @@ impl Runner {
             halted: Cell::new(false),
             interrupted: Cell::new(false),
             resume_end: Cell::new(0),
+            lone: Cell::new(false),
+            alone_puts: Cell::new(0),
+            fenced,
         }
+    }
+
+    /// Puts a task this runner woke into its slot; returns the one it displaced.
+    #[inline]
+    fn put_slot(&self, runnable: Runnable) -> Option<Runnable> {
+        let raw = runnable.into_raw().as_ptr();
+        let old = match self.lone_op(|slot| {
+            let old = slot.load(Ordering::Relaxed);
+            slot.store(raw, Ordering::Relaxed);
+            old
+        }) {
+            Some(old) => old,
+            None => {
+                // SeqCst: ordered before the loads in `watch_slot` (see there).
+                let old = self.local.slot.swap(raw, Ordering::SeqCst);
+                if old.is_null() {
+                    self.state.watch_slot();
+                }
+                self.count_alone_put();
+                old
+            }
+        };
+        // SAFETY: a non-null slot holds a pointer from `into_raw`, and this runner took
+        // it out: it is its only owner (see `lone_op` for the plain way).
+        NonNull::new(old).map(|old| unsafe { Runnable::from_raw(old) })
+    }
+
+    /// Takes the task in this runner's own slot, if any.
+    #[inline]
+    fn take_own_slot(&self) -> Option<Runnable> {
+        let slot = &self.local.slot;
+        if slot.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        let taken = self.lone_op(|slot| {
+            let task = slot.load(Ordering::Relaxed);
+            slot.store(ptr::null_mut(), Ordering::Relaxed);
+            task
+        });
+        let raw = taken.unwrap_or_else(|| slot.swap(ptr::null_mut(), Ordering::AcqRel));
+        // SAFETY: as in `put_slot`.
+        NonNull::new(raw).map(|raw| unsafe { Runnable::from_raw(raw) })
+    }
+
+    /// Runs `op` on this runner's slot with plain loads and stores if it is on its own
+    /// and still the only runner; `None` otherwise, and the caller takes the atomic way.
+    ///
+    /// The other runners never store into a slot; they take from one that held a task
+    /// for a whole watch period (see [`Runner::watch`]), and that is what a plain take
+    /// or put must not race with. A runner on its own has no one to race with; the
+    /// moment to care about is when another joins ([`State::join`]):
+    /// - here: raise `in_op`, then load the runner count (only a compiler fence in
+    ///   between), do the plain operation only if the count is 1, lower `in_op`;
+    /// - the joiner: raise the count, then force a full barrier on every thread of
+    ///   the process (`membarrier`), and later take from this slot only while `in_op`
+    ///   is down ([`Local::may_take`]).
+    ///
+    /// The barrier runs on this thread either before its load of the count, which then
+    /// sees the joiner, or after it, and then its raised `in_op` is visible to the
+    /// joiner until the operation ends (its lowering releases the plain stores).
+    #[inline]
+    fn lone_op(&self, op: impl FnOnce(&AtomicPtr<()>) -> *mut ()) -> Option<*mut ()> {
+        if !self.lone.get() {
+            return None;
+        }
+        let local = &*self.local;
+        local.in_op.store(true, Ordering::Relaxed);
+        lone::light();
+        // Acquire: a runner that left took from this slot before it lowered the count.
+        let out = (self.state.runners.load(Ordering::Acquire) == 1).then(|| op(&local.slot));
+        local.in_op.store(false, Ordering::Release);
+        if out.is_none() {
+            self.leave_lone();
+        }
+        out
+    }
+
+    /// Counts a put into the slot made the atomic way: after enough of them in a row
+    /// with no other runner, this runner goes on its own.
+    #[inline]
+    fn count_alone_put(&self) {
+        if self.state.runners.load(Ordering::Relaxed) != 1 {
+            self.alone_puts.set(0);
+            return;
+        }
+        let n = self.alone_puts.get() + 1;
+        self.alone_puts.set(n);
+        if n >= ALONE_BEFORE_LONE {
+            self.go_lone();
+        }
+    }
+
+    /// Goes on its own, if it still is the only runner and the barrier that a joiner
+    /// needs is available.
+    #[cold]
+    #[inline(never)]
+    fn go_lone(&self) {
+        self.alone_puts.set(0);
+        if !lone::available() {
+            // Not before another round of puts: the answer is cached, but the call is
+            // not free.
+            return;
+        }
+        // Before `lone`: a joiner that sees `lone` sees this too.
+        self.local.armed.store(true, Ordering::Relaxed);
+        // SeqCst, as the load of the count after it (see `State::join`).
+        let was = self.state.lone.swap(true, Ordering::SeqCst);
+        if self.state.runners.load(Ordering::SeqCst) == 1 {
+            self.lone.set(true);
+            return;
+        }
+        self.local.armed.store(false, Ordering::Release);
+        // Nobody else can be on its own while this runner is counted; if `lone` was
+        // down, nobody was before either.
+        if !was {
+            self.state.lone.store(false, Ordering::Release);
+        }
+    }
+
+    /// Stops using plain operations (another runner joined, or this one stops).
+    #[cold]
+    #[inline(never)]
+    fn leave_lone(&self) {
+        self.lone.set(false);
+        // Release: a runner that sees either flag down sees this runner's plain
+        // operations, all made before.
+        self.local.armed.store(false, Ordering::Release);
+        self.state.lone.store(false, Ordering::Release);
     }
 
     /// Makes this runner run tasks in iterations, as asyncio's loop does: an iteration
@@ -701,7 +877,7 @@ impl Runner {
 
     #[inline]
     fn find_inner(&self) -> Option<Runnable> {
-        if let Some(r) = self.local.take_slot() {
+        if let Some(r) = self.take_own_slot() {
             if self.lifo_streak.get() < MAX_LIFO_STREAK {
                 self.lifo_streak.set(self.lifo_streak.get() + 1);
                 return Some(r);
@@ -923,6 +1099,7 @@ impl Runner {
             }
             occupied = true;
             if seen.contains(&(id, task as usize, started))
+                && l.may_take(self.fenced)
                 && l.slot
                     .compare_exchange(task, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
@@ -944,13 +1121,17 @@ impl Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
+        if self.lone.get() {
+            self.leave_lone();
+        }
         self.release_watch();
         self.state
             .locals
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|q| !Arc::ptr_eq(q, &self.local));
-        let alone = self.state.runners.fetch_sub(1, Ordering::Relaxed) == 1;
+        // Release: a runner left on its own sees what this one took from its slot.
+        let alone = self.state.runners.fetch_sub(1, Ordering::Release) == 1;
         // Hand what is left to the other runners (or the next run).
         let mut moved = false;
         let slot = self.local.take_slot();
@@ -1005,5 +1186,118 @@ impl Drop for Sleeper<'_> {
     fn drop(&mut self) {
         // Only makes pushes notify less: the runner is awake, or no longer runs.
         self.state.sleeping.fetch_sub(1, Ordering::Release);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use super::*;
+
+    /// The tests that set `lone::FAIL_HEAVY`, one at a time.
+    static SERIAL: StdMutex<()> = StdMutex::new(());
+
+    /// A task of `state` that does nothing, not yet queued.
+    fn task(state: &Arc<State>) -> Runnable {
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(state.clone())
+            .spawn(|_| async {}, async_task::WithInfo(schedule));
+        task.detach();
+        runnable
+    }
+
+    /// Puts and takes tasks through `runner`'s slot until it could go on its own;
+    /// whether it did.
+    fn put_and_take_alone(state: &Arc<State>, runner: &Runner) -> bool {
+        for _ in 0..ALONE_BEFORE_LONE {
+            assert!(runner.put_slot(task(state)).is_none());
+            assert!(runner.take_own_slot().is_some());
+        }
+        runner.lone.get()
+    }
+
+    /// Two looks of `watcher` at the other slots, as two watch periods would make.
+    fn watch_twice(watcher: &Runner) -> Watched {
+        let mut seen = Vec::new();
+        watcher.watch(&mut seen);
+        watcher.watch(&mut seen)
+    }
+
+    #[test]
+    fn a_runner_on_its_own_uses_plain_operations_and_a_joiner_still_takes_from_it() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        let lone = put_and_take_alone(&state, &owner);
+        assert_eq!(lone, lone::available(), "goes on its own exactly when it can");
+        assert!(owner.put_slot(task(&state)).is_none());
+
+        // A runner joins (the barrier works) while the task waits in the slot: it sees
+        // the task, and takes it after a whole watch period.
+        let joiner = Runner::new(&state);
+        assert!(joiner.fenced);
+        assert!(matches!(watch_twice(&joiner), Watched::Took));
+        assert!(joiner.local.queue.pop().is_ok());
+        // The owner now finds its slot empty (the task is not run twice); its next
+        // operation sees the joiner, and it takes the atomic way from then on.
+        assert!(owner.take_own_slot().is_none());
+        assert!(owner.put_slot(task(&state)).is_none());
+        assert!(owner.take_own_slot().is_some());
+        assert!(!owner.lone.get());
+        assert!(!owner.local.armed.load(Ordering::Relaxed));
+        assert!(!state.lone.load(Ordering::Relaxed));
+
+        // Alone again once the joiner left: on its own again after enough puts.
+        drop(joiner);
+        assert_eq!(put_and_take_alone(&state, &owner), lone::available());
+    }
+
+    #[test]
+    fn without_the_barrier_a_joiner_waits_until_the_lone_runner_saw_it() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        if !put_and_take_alone(&state, &owner) {
+            // No barrier on this machine: nothing else to check.
+            assert!(!lone::available());
+            return;
+        }
+        let first = task(&state);
+        let first_ptr = first.waker().data();
+        assert!(owner.put_slot(first).is_none());
+
+        lone::FAIL_HEAVY.store(true, Ordering::Relaxed);
+        let joiner = Runner::new(&state);
+        lone::FAIL_HEAVY.store(false, Ordering::Relaxed);
+        assert!(!joiner.fenced);
+        // The owner has not seen the joiner yet: its slot is left alone.
+        assert!(matches!(watch_twice(&joiner), Watched::Occupied));
+        // Its next operation sees it, and is atomic.
+        let taken = owner.take_own_slot().expect("the owner's task is still there");
+        assert_eq!(taken.waker().data(), first_ptr);
+        assert!(!owner.local.armed.load(Ordering::Relaxed));
+        // From then on the joiner may take from that slot.
+        assert!(owner.put_slot(taken).is_none());
+        assert!(matches!(watch_twice(&joiner), Watched::Took));
+        assert!(owner.take_own_slot().is_none());
+    }
+
+    #[test]
+    fn dropping_the_tasks_on_the_thread_of_a_runner_on_its_own_does_not_wait_for_it() {
+        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        let _entered = owner.enter();
+        let lone = put_and_take_alone(&state, &owner);
+        assert!(owner.put_slot(task(&state)).is_none());
+        // As a loop closed by a task of its own would: its tasks are dropped on the
+        // thread of its runner, which is in no operation on its slot then.
+        lone::FAIL_HEAVY.store(true, Ordering::Relaxed);
+        state.drain();
+        lone::FAIL_HEAVY.store(false, Ordering::Relaxed);
+        assert!(owner.local.slot.load(Ordering::Relaxed).is_null());
+        assert_eq!(owner.lone.get(), lone);
+        assert_eq!(state.runners.load(Ordering::Relaxed), 1);
     }
 }

@@ -1,0 +1,86 @@
+//! The barriers that let a runner on its own use plain loads and stores on its LIFO
+//! slot (see `Runner::lone_op` in `state.rs` for the protocol).
+//!
+//! A runner's slot is shared: another runner may take a task that waits there behind
+//! a busy task. So the runner puts and takes with atomic swaps, about 10 ns each on
+//! the machines we measure, twice for every task it wakes and runs. While it is the
+//! executor's only runner, nobody else can take from its slot, and plain operations
+//! are enough; what is left is the moment another runner joins. The protocol for that
+//! is an asymmetric Dekker handshake: the runner on its own raises a flag around each
+//! plain operation and then reads the runner count, with only a compiler fence in
+//! between ([`light`]); a runner that joins raises the count and then makes every
+//! thread of the process execute a full memory barrier ([`heavy`], `membarrier(2)`).
+//! After that, either the joiner sees the flag of an operation that read the old count,
+//! or the operation sees the new count and takes the atomic way.
+//!
+//! `membarrier` may be missing (an old kernel, valgrind) or filtered (seccomp): a
+//! runner then never goes on its own ([`available`]). Should a barrier fail after it
+//! went (the filter installed later), the joiner does not take from that runner's slot
+//! until the runner has seen the count itself (see `Runner::may_take_from`).
+
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The process whose threads this process registered for expedited barriers: its pid
+/// times two, plus one if the registration worked. 0: not tried yet. (A forked child
+/// has a pid of its own, and registers again.)
+#[cfg(not(loom))]
+static REGISTERED: AtomicU64 = AtomicU64::new(0);
+
+/// Makes [`heavy`] fail, to test what a runner that joins does then.
+#[cfg(all(test, not(loom)))]
+pub(crate) static FAIL_HEAVY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process can make its other threads execute a memory barrier on demand
+/// (and so whether a runner may go on its own). Registers for it the first time.
+#[cfg(not(loom))]
+pub(crate) fn available() -> bool {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    let pid = u64::from(rustix::process::getpid().as_raw_nonzero().get().unsigned_abs());
+    let known = REGISTERED.load(Ordering::Relaxed);
+    if known >> 1 == pid {
+        return known & 1 == 1;
+    }
+    let ok = membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok();
+    REGISTERED.store(pid << 1 | u64::from(ok), Ordering::Relaxed);
+    ok
+}
+
+/// Loom cannot model `membarrier`: under the model checks, runners always use atomics.
+#[cfg(loom)]
+pub(crate) fn available() -> bool {
+    false
+}
+
+/// Makes every other running thread of this process execute a full memory barrier
+/// before this returns. Whether it did.
+#[cfg(not(loom))]
+#[cold]
+pub(crate) fn heavy() -> bool {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    #[cfg(test)]
+    if FAIL_HEAVY.load(Ordering::Relaxed) {
+        return false;
+    }
+    membarrier(MembarrierCommand::PrivateExpedited).is_ok()
+        // Not registered (in a forked child, say): register, and try again.
+        || (available() && membarrier(MembarrierCommand::PrivateExpedited).is_ok())
+        // Slow (it waits for every CPU to pass a quiescent state), but needs no
+        // registration.
+        || membarrier(MembarrierCommand::Global).is_ok()
+}
+
+/// Never called under loom (no runner goes on its own).
+#[cfg(loom)]
+pub(crate) fn heavy() -> bool {
+    false
+}
+
+/// The lone runner's side of the handshake: keeps the compiler from moving its flag's
+/// store after its load of the runner count; the processor may, but [`heavy`] on the
+/// other side covers that.
+#[inline(always)]
+pub(crate) fn light() {
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
