@@ -19,13 +19,18 @@
 //! until the runner has seen the count itself (see `Runner::may_take_from`).
 
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-/// The process whose threads this process registered for expedited barriers: its pid
-/// times two, plus one if the registration worked. 0: not tried yet. (A forked child
-/// has a pid of its own, and registers again.)
+/// Whether this process registered for expedited barriers: [`UNKNOWN`] until first
+/// asked, then [`YES`] or [`NO`].
 #[cfg(not(loom))]
-static REGISTERED: AtomicU64 = AtomicU64::new(0);
+static REGISTERED: AtomicU8 = AtomicU8::new(UNKNOWN);
+#[cfg(not(loom))]
+const UNKNOWN: u8 = 0;
+#[cfg(not(loom))]
+const YES: u8 = 1;
+#[cfg(not(loom))]
+const NO: u8 = 2;
 
 /// Makes [`heavy`] fail, to test what a runner that joins does then.
 #[cfg(all(test, not(loom)))]
@@ -35,15 +40,21 @@ pub(crate) static FAIL_HEAVY: std::sync::atomic::AtomicBool =
 /// Whether this process can make its other threads execute a memory barrier on demand
 /// (and so whether a runner may go on its own). Registers for it the first time.
 #[cfg(not(loom))]
+#[inline]
 pub(crate) fn available() -> bool {
-    use rustix::thread::{MembarrierCommand, membarrier};
-    let pid = u64::from(rustix::process::getpid().as_raw_nonzero().get().unsigned_abs());
-    let known = REGISTERED.load(Ordering::Relaxed);
-    if known >> 1 == pid {
-        return known & 1 == 1;
+    match REGISTERED.load(Ordering::Relaxed) {
+        UNKNOWN => register(),
+        known => known == YES,
     }
+}
+
+/// Registers this process for expedited barriers; whether that worked.
+#[cfg(not(loom))]
+#[cold]
+fn register() -> bool {
+    use rustix::thread::{MembarrierCommand, membarrier};
     let ok = membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok();
-    REGISTERED.store(pid << 1 | u64::from(ok), Ordering::Relaxed);
+    REGISTERED.store(if ok { YES } else { NO }, Ordering::Relaxed);
     ok
 }
 
@@ -64,8 +75,9 @@ pub(crate) fn heavy() -> bool {
         return false;
     }
     membarrier(MembarrierCommand::PrivateExpedited).is_ok()
-        // Not registered (in a forked child, say): register, and try again.
-        || (available() && membarrier(MembarrierCommand::PrivateExpedited).is_ok())
+        // Not registered (in a forked child whose kernel did not carry the parent's
+        // registration over, say): register, and try again.
+        || (register() && membarrier(MembarrierCommand::PrivateExpedited).is_ok())
         // Slow (it waits for every CPU to pass a quiescent state), but needs no
         // registration.
         || membarrier(MembarrierCommand::Global).is_ok()

@@ -383,7 +383,7 @@ impl State {
             let _ = self.global.push(r);
             self.note_queued();
         }
-        self.notify_one();
+        runner.notify_after_push();
     }
 
     /// After a task went into an empty LIFO slot: if runners are idle and none watches
@@ -562,8 +562,9 @@ pub(crate) struct Runner {
     resume_end: Cell<u32>,
     /// On its own: plain operations on the slot (see [`Runner::lone_op`]).
     lone: Cell<bool>,
-    /// Tasks put into the slot in a row while no other runner was counted.
-    alone_puts: Cell<u32>,
+    /// Tasks queued in a row while no other runner was counted, and this one was not
+    /// on its own (see [`Runner::count_alone_push`]).
+    alone_pushes: Cell<u32>,
     /// Whether the runners that were on their own when this one joined saw it (see
     /// [`State::join`]).
     fenced: bool,
@@ -581,9 +582,10 @@ unsafe impl Send for HaltFlag {}
 /// a turn (two tasks waking each other would otherwise keep the slot forever).
 const MAX_LIFO_STREAK: u32 = 3;
 
-/// How many tasks a runner puts into its slot while it is the only runner before it
-/// goes on its own (see [`Runner::lone_op`]): a runner that joins later pays a barrier
-/// of some microseconds, which this spreads over many puts.
+/// How many tasks a runner that found itself alone (another runner left) queues while
+/// it is the only runner before it goes on its own again (see [`Runner::lone_op`]): a
+/// runner that joins later pays a barrier of some microseconds, which this spreads over
+/// many tasks.
 const ALONE_BEFORE_LONE: u32 = 256;
 
 /// What a watcher found in the others' LIFO slots (see [`Runner::watch`]).
@@ -608,7 +610,7 @@ impl Runner {
         });
         state.locals.write().unwrap_or_else(PoisonError::into_inner).push(local.clone());
         let fenced = state.join();
-        Runner {
+        let runner = Runner {
             state: state.clone(),
             local,
             lifo_streak: Cell::new(0),
@@ -624,9 +626,36 @@ impl Runner {
             interrupted: Cell::new(false),
             resume_end: Cell::new(0),
             lone: Cell::new(false),
-            alone_puts: Cell::new(0),
+            alone_pushes: Cell::new(0),
             fenced,
+        };
+        // The first runner goes on its own at once (a runner that joins it pays a
+        // barrier); one that finds itself alone later, after a while (see
+        // `count_alone_push`).
+        if state.runners.load(Ordering::Relaxed) == 1 {
+            runner.go_lone();
         }
+        runner
+    }
+
+    /// After this runner queued a task (not into its slot): wakes an idle runner, if
+    /// one is registered.
+    ///
+    /// A runner on its own skips the fence and the load of the sleeper count: a runner
+    /// that joins forces a barrier on this thread before it can sleep (see
+    /// [`Runner::lone_op`]), so either this load of the runner count sees it, or the
+    /// push is visible to its look at the queues before it sleeps.
+    #[inline]
+    fn notify_after_push(&self) {
+        if self.lone.get() {
+            lone::light();
+            if self.state.runners.load(Ordering::Acquire) == 1 {
+                return;
+            }
+        } else {
+            self.count_alone_push();
+        }
+        self.state.notify_one();
     }
 
     /// Puts a task this runner woke into its slot; returns the one it displaced.
@@ -645,7 +674,7 @@ impl Runner {
                 if old.is_null() {
                     self.state.watch_slot();
                 }
-                self.count_alone_put();
+                self.count_alone_push();
                 old
             }
         };
@@ -704,16 +733,16 @@ impl Runner {
         out
     }
 
-    /// Counts a put into the slot made the atomic way: after enough of them in a row
-    /// with no other runner, this runner goes on its own.
+    /// Counts a task queued while this runner is not on its own: after enough of them
+    /// in a row with no other runner, it goes on its own.
     #[inline]
-    fn count_alone_put(&self) {
+    fn count_alone_push(&self) {
         if self.state.runners.load(Ordering::Relaxed) != 1 {
-            self.alone_puts.set(0);
+            self.alone_pushes.set(0);
             return;
         }
-        let n = self.alone_puts.get() + 1;
-        self.alone_puts.set(n);
+        let n = self.alone_pushes.get() + 1;
+        self.alone_pushes.set(n);
         if n >= ALONE_BEFORE_LONE {
             self.go_lone();
         }
@@ -724,10 +753,8 @@ impl Runner {
     #[cold]
     #[inline(never)]
     fn go_lone(&self) {
-        self.alone_puts.set(0);
+        self.alone_pushes.set(0);
         if !lone::available() {
-            // Not before another round of puts: the answer is cached, but the call is
-            // not free.
             return;
         }
         // Before `lone`: a joiner that sees `lone` sees this too.
