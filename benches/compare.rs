@@ -9,7 +9,8 @@
 //! Options (after `--`): `--reps N` (default 5), `--scaling-reps N` (default 5),
 //! `--no-scaling`, `--only SUBSTRING` (rows whose name contains it), `--write FILE`
 //! (replaces the text between the `<!-- compare:begin -->` and `<!-- compare:end -->`
-//! lines of FILE).
+//! lines of FILE), `--help`. A bad option, a row or runtime that does not exist, or a
+//! FILE without those lines is an error before anything runs.
 //!
 //! Classes:
 //! - single thread: polyloop's default policy, tokio's `current_thread` runtime, smol's
@@ -75,12 +76,12 @@ impl Rt {
         }
     }
 
-    fn parse(s: &str) -> Rt {
+    fn parse(s: &str) -> Result<Rt, String> {
         match s {
-            "polyloop" => Rt::Polyloop,
-            "tokio" => Rt::Tokio,
-            "smol" => Rt::Smol,
-            _ => panic!("unknown runtime {s:?}: expected polyloop, tokio or smol"),
+            "polyloop" => Ok(Rt::Polyloop),
+            "tokio" => Ok(Rt::Tokio),
+            "smol" => Ok(Rt::Smol),
+            _ => Err(format!("unknown runtime {s:?}: expected polyloop, tokio or smol")),
         }
     }
 
@@ -164,22 +165,118 @@ const SCALING_THREADS: [usize; 5] = [1, 2, 4, 8, 16];
 /// the classes' (see [`Key`]).
 const SCALING: usize = 1 << 20;
 
+/// How to call this bench (printed by `--help`, and with an error for a bad option).
+const USAGE: &str = "\
+usage: cargo bench --bench compare -- [OPTIONS]
+  --reps N            repetitions of every row (default 5, at least 1)
+  --scaling-reps N    repetitions of the scaling table (default 5, at least 1)
+  --no-scaling        leave the scaling table out
+  --only SUBSTRING    only the rows whose id contains SUBSTRING
+  --write FILE        replace the text between FILE's compare markers with the tables
+  --one ROW RUNTIME THREADS
+                      one measurement in this process (RUNTIME: polyloop, tokio or smol;
+                      THREADS: 0 for the single-thread class)
+  --help              this text";
+
+/// The options of a run of the whole bench.
+struct Options {
+    reps: usize,
+    scaling_reps: usize,
+    scaling: bool,
+    only: Option<String>,
+    write: Option<String>,
+}
+
+/// What the command line asks for.
+enum Invocation {
+    /// One measurement, in this process.
+    One { row: String, rt: Rt, threads: usize },
+    /// Every row (or those of `--only`), each in fresh processes.
+    All(Options),
+    /// `--help`.
+    Help,
+}
+
+/// Parses the options after `--` (`cargo bench` adds a `--bench` of its own). An
+/// error says what was wrong.
+fn parse_args(args: &[String]) -> Result<Invocation, String> {
+    let mut opts = Options { reps: 5, scaling_reps: 5, scaling: true, only: None, write: None };
+    let mut it = args.iter().map(String::as_str);
+    let count = |flag: &str, v: Option<&str>| -> Result<usize, String> {
+        let v = v.ok_or(format!("{flag} needs a number"))?;
+        match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{flag} {v:?}: expected a whole number of at least 1")),
+        }
+    };
+    while let Some(arg) = it.next() {
+        match arg {
+            "--bench" => {}
+            "--help" | "-h" => return Ok(Invocation::Help),
+            "--reps" => opts.reps = count(arg, it.next())?,
+            "--scaling-reps" => opts.scaling_reps = count(arg, it.next())?,
+            "--no-scaling" => opts.scaling = false,
+            "--only" => opts.only = Some(it.next().ok_or("--only needs a substring")?.into()),
+            "--write" => opts.write = Some(it.next().ok_or("--write needs a file")?.into()),
+            "--one" => {
+                let (Some(row), Some(rt), Some(threads)) = (it.next(), it.next(), it.next()) else {
+                    return Err("--one needs ROW RUNTIME THREADS".into());
+                };
+                let rt = Rt::parse(rt)?;
+                let threads = threads.parse().map_err(|_| {
+                    format!("--one: thread count {threads:?}: expected a whole number")
+                })?;
+                if !SINGLE_ROWS.iter().chain(MULTI_ROWS).chain(SCALING_ROWS).any(|r| r.id == row) {
+                    return Err(format!("--one: unknown row {row:?}; rows: {}", row_ids()));
+                }
+                return Ok(Invocation::One { row: row.into(), rt, threads });
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    if let Some(path) = &opts.write {
+        markers(path)?;
+    }
+    if let Some(only) = &opts.only {
+        if !SINGLE_ROWS
+            .iter()
+            .chain(MULTI_ROWS)
+            .chain(SCALING_ROWS)
+            .any(|r| r.id.contains(only.as_str()))
+        {
+            return Err(format!("--only {only:?} matches no row; rows: {}", row_ids()));
+        }
+    }
+    Ok(Invocation::All(opts))
+}
+
+/// The ids of every row, for error messages.
+fn row_ids() -> String {
+    let mut ids: Vec<&str> =
+        SINGLE_ROWS.iter().chain(MULTI_ROWS).chain(SCALING_ROWS).map(|r| r.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.join(", ")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(i) = args.iter().position(|a| a == "--one") {
-        let (id, rt, threads) = (&args[i + 1], Rt::parse(&args[i + 2]), &args[i + 3]);
-        let threads: usize = threads.parse().expect("a thread count");
-        let v = measure(id, rt, threads);
-        println!("{v}");
-        return;
-    }
-    let opt = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone());
-    let reps: usize = opt("--reps").map_or(5, |v| v.parse().expect("--reps N"));
-    let scaling_reps: usize =
-        opt("--scaling-reps").map_or(5, |v| v.parse().expect("--scaling-reps N"));
-    let only = opt("--only");
-    let write = opt("--write");
-    let scaling = !args.iter().any(|a| a == "--no-scaling");
+    let opts = match parse_args(&args) {
+        Ok(Invocation::One { row, rt, threads }) => {
+            println!("{}", measure(&row, rt, threads));
+            return;
+        }
+        Ok(Invocation::All(opts)) => opts,
+        Ok(Invocation::Help) => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("compare: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let Options { reps, scaling_reps, scaling, only, write } = opts;
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
 
     let started = Instant::now();
@@ -234,13 +331,37 @@ fn main() {
     }
     print!("{out}");
     if let Some(path) = write {
-        let text = std::fs::read_to_string(&path).expect("--write FILE: the file exists");
-        let (begin, end) = ("<!-- compare:begin -->\n", "<!-- compare:end -->");
-        let b = text.find(begin).unwrap_or_else(|| panic!("{path} has no {begin:?} line"));
-        let e = text.find(end).unwrap_or_else(|| panic!("{path} has no {end:?} line"));
-        let new = format!("{}{begin}{out}{}", &text[..b], &text[e..]);
-        std::fs::write(&path, new).expect("--write FILE: writable");
-        eprintln!("wrote {path}");
+        // Checked before the run too; read again, in case it changed meanwhile.
+        match markers(&path) {
+            Ok((text, b, e)) => {
+                let new = format!("{}{BEGIN}{out}{}", &text[..b], &text[e..]);
+                match std::fs::write(&path, new) {
+                    Ok(()) => eprintln!("wrote {path}"),
+                    Err(err) => eprintln!("compare: cannot write {path}: {err}"),
+                }
+            }
+            Err(err) => eprintln!("compare: {err}"),
+        }
+    }
+}
+
+/// The line after which `--write` puts the tables.
+const BEGIN: &str = "<!-- compare:begin -->\n";
+/// The line before which the tables end.
+const END: &str = "<!-- compare:end -->";
+
+/// The text of `path`, and where the tables go in it (between [`BEGIN`] and [`END`]).
+fn markers(path: &str) -> Result<(String, usize, usize), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("--write {path}: cannot read it ({err})"))?;
+    let b = text.find(BEGIN);
+    let e = text.find(END);
+    match (b, e) {
+        (Some(b), Some(e)) if b < e => Ok((text, b, e)),
+        _ => Err(format!(
+            "--write {path}: expected a line {:?} and, after it, a line {END:?}",
+            BEGIN.trim_end()
+        )),
     }
 }
 
