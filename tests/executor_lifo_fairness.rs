@@ -208,11 +208,74 @@ fn runners_joining_and_leaving_around_a_ping_pong_lose_and_repeat_nothing() {
             assert_eq!(b_rx.recv().await.unwrap(), n, "an answer was lost or repeated");
         }
     });
-    futures_lite::future::block_on(ping);
+    // A lost task would hang the pair: a watchdog fails the test instead.
+    let watchdog = async {
+        async_io::Timer::after(Duration::from_secs(60)).await;
+        panic!("the ping-pong stalled for 60 s: a task was lost");
+    };
+    futures_lite::future::block_on(futures_lite::future::or(ping, watchdog));
     assert_eq!(futures_lite::future::block_on(pong), ROUNDS);
     done.store(true, Ordering::SeqCst);
     let joins: u32 = joiners.into_iter().map(|j| j.join().unwrap()).sum();
     stop_tx.close();
     owner.join().unwrap();
     assert!(joins > 0);
+}
+
+/// Tasks queued at the back of the line by a runner that was the only one (so that it
+/// kept them to itself, without atomic operations) while its task then spins are run
+/// by a runner that joins: they do not wait for the spinning task.
+#[test]
+fn tasks_queued_by_a_runner_on_its_own_are_run_by_a_runner_that_joins() {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::{Duration, Instant};
+
+    /// How long the busy task spins at most: a watchdog, not a measure.
+    const WATCHDOG: Duration = Duration::from_secs(30);
+    const TASKS: usize = 50;
+
+    let ex = Arc::new(polyloop::Executor::new());
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let start_runner = || {
+        let (ex, stop) = (ex.clone(), stop_rx.clone());
+        std::thread::spawn(move || {
+            futures_lite::future::block_on(ex.run(async move { stop.recv().await.ok() }))
+        })
+    };
+    let mut runners = vec![start_runner()];
+    let ran = Arc::new(AtomicUsize::new(0));
+    let queued = Arc::new(AtomicBool::new(false));
+    let (ex2, ran2, queued2) = (ex.clone(), ran.clone(), queued.clone());
+    let busy = ex.spawn(async move {
+        // Spawned by a task of the only runner: they go to the back of its line.
+        for _ in 0..TASKS {
+            let ran = ran2.clone();
+            ex2.spawn(async move {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .detach();
+        }
+        queued2.store(true, Ordering::SeqCst);
+        let start = Instant::now();
+        while ran2.load(Ordering::SeqCst) < TASKS && start.elapsed() < WATCHDOG {
+            std::hint::spin_loop();
+        }
+        ran2.load(Ordering::SeqCst)
+    });
+    let start = Instant::now();
+    while !queued.load(Ordering::SeqCst) && start.elapsed() < WATCHDOG {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    runners.push(start_runner());
+    let ran_while_busy = futures_lite::future::block_on(busy);
+    stop_tx.close();
+    for r in runners {
+        r.join().unwrap();
+    }
+    assert_eq!(
+        ran_while_busy, TASKS,
+        "the tasks queued behind a busy task waited {WATCHDOG:?} for it while a runner \
+         that joined was idle"
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), TASKS);
 }

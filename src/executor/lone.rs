@@ -1,5 +1,5 @@
 //! The barriers that let a runner on its own use plain loads and stores on its LIFO
-//! slot (see `Runner::lone_op` in `state.rs` for the protocol).
+//! slot (see `Runner::lone_begin` in `state.rs` for the protocol).
 //!
 //! A runner's slot is shared: another runner may take a task that waits there behind
 //! a busy task. So the runner puts and takes with atomic swaps, about 10 ns each on
@@ -13,10 +13,14 @@
 //! After that, either the joiner sees the flag of an operation that read the old count,
 //! or the operation sees the new count and takes the atomic way.
 //!
-//! `membarrier` may be missing (an old kernel, valgrind) or filtered (seccomp): a
-//! runner then never goes on its own ([`available`]). Should a barrier fail after it
-//! went (the filter installed later), the joiner does not take from that runner's slot
-//! until the runner has seen the count itself (see `Runner::may_take_from`).
+//! `membarrier` may be missing (an old kernel) or filtered (seccomp): a runner then
+//! never goes on its own ([`available`]). Should a barrier fail after it went (a filter
+//! installed later), no runner goes on its own from then on, and the joiner does not
+//! touch that runner's slot or private queue until the runner has seen the count
+//! itself (at its next operation, or before it sleeps: see `Local::may_take`).
+//!
+//! The plain operations are not reentrant: a waker must not be called from a signal
+//! handler (it never could: queueing a task may allocate and take locks).
 
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -32,10 +36,11 @@ const YES: u8 = 1;
 #[cfg(not(loom))]
 const NO: u8 = 2;
 
-/// Makes [`heavy`] fail, to test what a runner that joins does then.
 #[cfg(all(test, not(loom)))]
-pub(crate) static FAIL_HEAVY: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+std::thread_local! {
+    /// Makes [`heavy`] fail on this thread, to test what a runner that joins does then.
+    pub(crate) static FAIL_HEAVY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// Whether this process can make its other threads execute a memory barrier on demand
 /// (and so whether a runner may go on its own). Registers for it the first time.
@@ -58,6 +63,12 @@ fn register() -> bool {
     ok
 }
 
+/// Forgets that a barrier failed (after a test injected the failure).
+#[cfg(all(test, not(loom)))]
+pub(crate) fn forget() {
+    REGISTERED.store(UNKNOWN, Ordering::Relaxed);
+}
+
 /// Loom cannot model `membarrier`: under the model checks, runners always use atomics.
 #[cfg(loom)]
 pub(crate) fn available() -> bool {
@@ -71,16 +82,22 @@ pub(crate) fn available() -> bool {
 pub(crate) fn heavy() -> bool {
     use rustix::thread::{MembarrierCommand, membarrier};
     #[cfg(test)]
-    if FAIL_HEAVY.load(Ordering::Relaxed) {
-        return false;
+    let failing = FAIL_HEAVY.get();
+    #[cfg(not(test))]
+    let failing = false;
+    let done = !failing
+        && (membarrier(MembarrierCommand::PrivateExpedited).is_ok()
+            // Not registered (in a forked child whose kernel did not carry the
+            // parent's registration over, say): register, and try again.
+            || (register() && membarrier(MembarrierCommand::PrivateExpedited).is_ok())
+            // Slow (it waits for every CPU to pass a quiescent state), but needs no
+            // registration.
+            || membarrier(MembarrierCommand::Global).is_ok());
+    if !done {
+        // No runner goes on its own any more.
+        REGISTERED.store(NO, Ordering::Relaxed);
     }
-    membarrier(MembarrierCommand::PrivateExpedited).is_ok()
-        // Not registered (in a forked child whose kernel did not carry the parent's
-        // registration over, say): register, and try again.
-        || (register() && membarrier(MembarrierCommand::PrivateExpedited).is_ok())
-        // Slow (it waits for every CPU to pass a quiescent state), but needs no
-        // registration.
-        || membarrier(MembarrierCommand::Global).is_ok()
+    done
 }
 
 /// Never called under loom (no runner goes on its own).

@@ -413,7 +413,10 @@ impl<'a> Drive<'a> {
     fn idle(&mut self, state: &'a State, runner: &Runner, cx: &mut Context<'_>) -> Poll<()> {
         self.streak = 0;
         match self.listener.as_mut() {
-            None => self.listener = Some(state.sleep()),
+            None => {
+                runner.before_idle();
+                self.listener = Some(state.sleep());
+            }
             Some(l) => match l.poll(cx) {
                 Poll::Ready(()) => {
                     self.listener = None;

@@ -11,7 +11,7 @@
 //! slot is shared: when a task has sat in a busy runner's slot for a while, an idle
 //! runner that watches the slots (see [`Runner::claim_watch`]) takes it. A runner that
 //! has been the only one for a while uses plain loads and stores on its slot instead
-//! of atomic swaps (see [`Runner::lone_op`]).
+//! of atomic swaps (see [`Runner::lone_begin`]).
 //!
 //! Sleep/wake: an idle runner registers an `event_listener` listener and counts itself
 //! in `sleeping`, then looks at the queues once more, and only then waits. Every push
@@ -20,7 +20,8 @@
 //! the push, or the push sees the count: no wake-up is lost. With nobody asleep, a
 //! push costs no lock of the listener list.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
+use std::collections::VecDeque;
 use std::panic::Location;
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
@@ -38,8 +39,8 @@ use super::home::{self, Home};
 use super::lone;
 use super::report::{self, Incident, Reporter};
 use super::sync::{
-    Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, RwLock,
-    executor_thread_local, fence,
+    Arc, AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering,
+    RwLock, executor_thread_local, fence,
 };
 
 /// A task's runnable. Its metadata is the executor's state: the schedule functions
@@ -78,8 +79,10 @@ pub(crate) struct State {
     pub(crate) home: Home,
     /// The local queue and LIFO slot of every runner, for stealing.
     locals: RwLock<Vec<Arc<Local>>>,
-    /// How many runners there are (`locals.len()`, without the lock).
-    runners: AtomicUsize,
+    /// How many runners there are (`locals.len()`, without the lock). A runner on its
+    /// own reads it at every operation on its slot and queue: on a cache line of its
+    /// own, which the others' writes (sleepers, pushes, the locks) leave alone.
+    runners: Padded<AtomicUsize>,
     /// Idle runners wait here.
     sleepers: Event,
     /// How many runners are registered in `sleepers` (see [`Sleeper`]).
@@ -98,9 +101,21 @@ pub(crate) struct State {
     /// Which runner watches the others' LIFO slots: the address of its [`Local`],
     /// [`NO_WATCHER`], or [`WATCHER_WANTED`].
     watcher: AtomicUsize,
-    /// Set while a runner may be on its own (see [`Runner::lone_op`]): a runner that
+    /// Set while a runner may be on its own (see [`Runner::lone_begin`]): a runner that
     /// joins then forces a barrier on it. Only that runner clears it.
     lone: AtomicBool,
+}
+
+/// A value alone on its cache line (two lines: adjacent-line prefetch pairs them).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// See [`State::push_mark`].
@@ -118,24 +133,48 @@ pub(crate) struct Local {
     queue: ConcurrentQueue<Runnable>,
     /// The task the runner woke last, which it runs next (a `Runnable::into_raw`
     /// pointer, or null). The runner puts and takes with swaps (with plain loads and
-    /// stores while it is on its own: see [`Runner::lone_op`]); a watcher takes a task
+    /// stores while it is on its own: see [`Runner::lone_begin`]); a watcher takes a task
     /// that sat here for a whole watch period with a compare-and-swap.
     slot: AtomicPtr<()>,
     /// Tasks the runner started; only the runner writes it.
     started: AtomicU64,
-    /// Set by the runner while it is on its own (see [`Runner::lone_op`]).
+    /// The runner's thread ([`thread_id`]).
+    thread: u64,
+    /// Set by the runner while it is on its own (see [`Runner::lone_begin`]).
     armed: AtomicBool,
-    /// Set by the runner on its own around each plain operation on its slot.
+    /// Set by the runner on its own around each plain operation on its slot or its
+    /// private queue.
     in_op: AtomicBool,
+    /// The tasks the runner queued at the back of the line while on its own: only it
+    /// touches them then, with no atomic operation. A runner that joins moves them to
+    /// the global queue (see [`State::join`]); the runner does, if it sees the joiner
+    /// first ([`Runner::take_private`]).
+    private: UnsafeCell<VecDeque<Runnable>>,
+    /// Who may touch `private`: [`PRIVATE_OPEN`], [`PRIVATE_CLAIMED`] or
+    /// [`PRIVATE_MOVED`].
+    private_state: AtomicU8,
 }
+
+// SAFETY: `private` is only touched by the runner that owns it while it is on its own,
+// and otherwise only by whoever won it through `private_state` (see `Runner::lone_begin`
+// and `State::join`); every other field is `Sync`.
+unsafe impl Sync for Local {}
+
+/// The runner on its own uses its private queue.
+const PRIVATE_OPEN: u8 = 0;
+/// A runner (the owner, or one that joined) is moving the private queue's tasks out.
+const PRIVATE_CLAIMED: u8 = 1;
+/// The private queue's tasks were moved out; the owner uses the shared queues.
+const PRIVATE_MOVED: u8 = 2;
 
 impl Local {
     /// Whether a runner that joined after this one (`fenced`: as [`State::join`] said)
-    /// may take from its slot now: this one is not on its own, or no plain operation of
-    /// its is under way and its next one will see the joiner. Without the barrier, the
-    /// joiner waits until this runner has seen the count itself.
+    /// may take from its slot now: the barrier worked (then every operation of this
+    /// runner after the join sees the joiner), or this runner is not on its own. Without
+    /// the barrier, the joiner waits until this runner has seen the count itself.
     fn may_take(&self, fenced: bool) -> bool {
-        !self.armed.load(Ordering::Acquire) || (fenced && !self.in_op.load(Ordering::Acquire))
+        // After the barrier, `State::join` waited for the operation under way, if any.
+        fenced || !self.armed.load(Ordering::Acquire)
     }
 
     /// Takes the task in the slot, if any.
@@ -229,7 +268,7 @@ impl State {
             global: ConcurrentQueue::unbounded(),
             home: Home::new(),
             locals: RwLock::new(Vec::new()),
-            runners: AtomicUsize::new(0),
+            runners: Padded(AtomicUsize::new(0)),
             sleepers: Event::new(),
             sleeping: AtomicUsize::new(0),
             active: Mutex::new(Slab::default()),
@@ -371,7 +410,10 @@ impl State {
     #[inline]
     fn push_back(&self, runner: &Runner, runnable: Runnable) {
         runner.count_push();
-        let spilled = if self.global.is_empty() && self.home.is_empty() {
+        let shared_empty = self.global.is_empty() && self.home.is_empty();
+        let runnable = if shared_empty { runner.push_private(runnable) } else { Some(runnable) };
+        let Some(runnable) = runnable else { return };
+        let spilled = if shared_empty {
             match runner.local.queue.push(runnable) {
                 Ok(()) => None,
                 Err(PushError::Full(r) | PushError::Closed(r)) => Some(r),
@@ -491,32 +533,87 @@ impl State {
 
     /// Drops every queued runnable.
     fn drain(&self) {
+        // The private queue of this thread's runner, if it is on its own (a task of
+        // its cancels the executor): dropped here, where `join` would move it.
+        if let Some(runner) = self.own_runner() {
+            runner.drop_private();
+        }
+        // Counted as a runner meanwhile: a runner on its own gives its private queue
+        // up (to the global queue) and takes the atomic way from its next operation on.
+        let fenced = self.join();
+        if !fenced {
+            // Idle runners on their own give it up as they go back to sleep.
+            self.notify_all();
+        }
         while self.global.pop().is_ok() {}
         self.home.drain(self);
         let locals = self.locals.read().unwrap_or_else(PoisonError::into_inner).clone();
-        // Counted as a runner meanwhile, so that a runner on its own takes the atomic
-        // way from its next operation on.
-        let fenced = self.join();
-        // A runner of this thread is not in an operation on its slot now.
-        let own = self.own_runner().map(|runner| Arc::as_ptr(&runner.local));
+        let this_thread = thread_id();
         for local in locals {
             while local.queue.pop().is_ok() {}
-            while own != Some(Arc::as_ptr(&local)) && !local.may_take(fenced) {
+            // The runners of this thread (nested ones too) are in no operation now.
+            while local.thread != this_thread && !local.may_take(fenced) {
                 std::thread::yield_now();
             }
             drop(local.take_slot());
         }
+        // Without the barrier, a runner on its own moved its private queue there
+        // itself, before it was no longer armed.
+        while self.global.pop().is_ok() {}
         self.runners.fetch_sub(1, Ordering::Release);
     }
 
     /// Counts one more runner. If a runner may be on its own, makes it see the count
-    /// (see [`Runner::lone_op`]): whether that worked, so that its slot may be taken
+    /// (see [`Runner::lone_begin`]): whether that worked, so that its slot may be taken
     /// from once no plain operation is under way ([`Local::may_take`]).
+    ///
+    /// A runner on its own is then made to give up its private queue: its tasks go to
+    /// the global queue, where the joiner finds them. (One of this thread, which a task
+    /// of it joined, is in no plain operation either.)
     fn join(&self) -> bool {
-        // SeqCst, as the load of `lone` after it, against `Runner::arm`'s store of
+        // SeqCst, as the load of `lone` after it, against `Runner::go_lone`'s store of
         // `lone` and its load of the count: one of the two sees the other's store.
         let before = self.runners.fetch_add(1, Ordering::SeqCst);
-        before == 0 || !self.lone.load(Ordering::SeqCst) || lone::heavy()
+        if before == 0 || !self.lone.load(Ordering::SeqCst) {
+            return true;
+        }
+        if !lone::heavy() {
+            // It sees the count at its next operation, and moves them itself.
+            return false;
+        }
+        let locals = self.locals.read().unwrap_or_else(PoisonError::into_inner).clone();
+        for local in &locals {
+            if !local.armed.load(Ordering::Acquire) {
+                continue;
+            }
+            // A plain operation under way ends soon; every later one sees the count.
+            while local.in_op.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+            if local
+                .private_state
+                .compare_exchange(
+                    PRIVATE_OPEN,
+                    PRIVATE_CLAIMED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                // SAFETY: the owner does no plain operation any more, and this thread
+                // won the queue.
+                let tasks = std::mem::take(unsafe { &mut *local.private.get() });
+                let moved = !tasks.is_empty();
+                for r in tasks {
+                    let _ = self.global.push(r);
+                }
+                local.private_state.store(PRIVATE_MOVED, Ordering::Release);
+                if moved {
+                    self.note_queued();
+                }
+            }
+        }
+        true
     }
 }
 
@@ -560,8 +657,11 @@ pub(crate) struct Runner {
     /// [`interrupt_runner`]); the iteration then ends one look later than it would.
     interrupted: Cell<bool>,
     resume_end: Cell<u32>,
-    /// On its own: plain operations on the slot (see [`Runner::lone_op`]).
+    /// On its own: plain operations on the slot (see [`Runner::lone_begin`]).
     lone: Cell<bool>,
+    /// How many tasks this runner's private queue holds, as far as it knows (a runner
+    /// that joined may have moved them: see [`Local::private`]).
+    private_len: Cell<usize>,
     /// Tasks queued in a row while no other runner was counted, and this one was not
     /// on its own (see [`Runner::count_alone_push`]).
     alone_pushes: Cell<u32>,
@@ -583,7 +683,7 @@ unsafe impl Send for HaltFlag {}
 const MAX_LIFO_STREAK: u32 = 3;
 
 /// How many tasks a runner that found itself alone (another runner left) queues while
-/// it is the only runner before it goes on its own again (see [`Runner::lone_op`]): a
+/// it is the only runner before it goes on its own again (see [`Runner::lone_begin`]): a
 /// runner that joins later pays a barrier of some microseconds, which this spreads over
 /// many tasks.
 const ALONE_BEFORE_LONE: u32 = 256;
@@ -605,8 +705,11 @@ impl Runner {
             queue: ConcurrentQueue::bounded(LOCAL_CAPACITY),
             slot: AtomicPtr::new(ptr::null_mut()),
             started: AtomicU64::new(0),
+            thread: thread_id(),
             armed: AtomicBool::new(false),
             in_op: AtomicBool::new(false),
+            private: UnsafeCell::new(VecDeque::new()),
+            private_state: AtomicU8::new(PRIVATE_MOVED),
         });
         state.locals.write().unwrap_or_else(PoisonError::into_inner).push(local.clone());
         let fenced = state.join();
@@ -626,6 +729,7 @@ impl Runner {
             interrupted: Cell::new(false),
             resume_end: Cell::new(0),
             lone: Cell::new(false),
+            private_len: Cell::new(0),
             alone_pushes: Cell::new(0),
             fenced,
         };
@@ -643,7 +747,7 @@ impl Runner {
     ///
     /// A runner on its own skips the fence and the load of the sleeper count: a runner
     /// that joins forces a barrier on this thread before it can sleep (see
-    /// [`Runner::lone_op`]), so either this load of the runner count sees it, or the
+    /// [`Runner::lone_begin`]), so either this load of the runner count sees it, or the
     /// push is visible to its look at the queues before it sleeps.
     #[inline]
     fn notify_after_push(&self) {
@@ -662,24 +766,23 @@ impl Runner {
     #[inline]
     fn put_slot(&self, runnable: Runnable) -> Option<Runnable> {
         let raw = runnable.into_raw().as_ptr();
-        let old = match self.lone_op(|slot| {
+        let old = if self.lone_begin() {
+            let slot = &self.local.slot;
             let old = slot.load(Ordering::Relaxed);
             slot.store(raw, Ordering::Relaxed);
+            self.lone_end();
             old
-        }) {
-            Some(old) => old,
-            None => {
-                // SeqCst: ordered before the loads in `watch_slot` (see there).
-                let old = self.local.slot.swap(raw, Ordering::SeqCst);
-                if old.is_null() {
-                    self.state.watch_slot();
-                }
-                self.count_alone_push();
-                old
+        } else {
+            // SeqCst: ordered before the loads in `watch_slot` (see there).
+            let old = self.local.slot.swap(raw, Ordering::SeqCst);
+            if old.is_null() {
+                self.state.watch_slot();
             }
+            self.count_alone_push();
+            old
         };
         // SAFETY: a non-null slot holds a pointer from `into_raw`, and this runner took
-        // it out: it is its only owner (see `lone_op` for the plain way).
+        // it out: it is its only owner (see `lone_begin` for the plain way).
         NonNull::new(old).map(|old| unsafe { Runnable::from_raw(old) })
     }
 
@@ -690,47 +793,149 @@ impl Runner {
         if slot.load(Ordering::Relaxed).is_null() {
             return None;
         }
-        let taken = self.lone_op(|slot| {
+        let raw = if self.lone_begin() {
             let task = slot.load(Ordering::Relaxed);
             slot.store(ptr::null_mut(), Ordering::Relaxed);
+            self.lone_end();
             task
-        });
-        let raw = taken.unwrap_or_else(|| slot.swap(ptr::null_mut(), Ordering::AcqRel));
+        } else {
+            slot.swap(ptr::null_mut(), Ordering::AcqRel)
+        };
         // SAFETY: as in `put_slot`.
         NonNull::new(raw).map(|raw| unsafe { Runnable::from_raw(raw) })
     }
 
-    /// Runs `op` on this runner's slot with plain loads and stores if it is on its own
-    /// and still the only runner; `None` otherwise, and the caller takes the atomic way.
+    /// Queues a task at the back of the line in the private queue, if this runner is
+    /// on its own (and the shared queues are empty: the caller looked); gives it back
+    /// otherwise.
+    #[inline]
+    fn push_private(&self, runnable: Runnable) -> Option<Runnable> {
+        if !self.lone_begin() {
+            return Some(runnable);
+        }
+        // SAFETY: on its own, inside `lone_begin`/`lone_end`: only this thread touches
+        // the private queue (see `lone_begin`).
+        unsafe { &mut *self.local.private.get() }.push_back(runnable);
+        self.lone_end();
+        self.private_len.set(self.private_len.get() + 1);
+        None
+    }
+
+    /// Takes the first task of the private queue, if any.
+    #[inline]
+    fn pop_private(&self) -> Option<Runnable> {
+        if self.private_len.get() == 0 || !self.lone_begin() {
+            return None;
+        }
+        // SAFETY: as in `push_private`.
+        let r = unsafe { &mut *self.local.private.get() }.pop_front();
+        self.lone_end();
+        self.private_len.set(self.private_len.get().saturating_sub(1));
+        r
+    }
+
+    /// Begins a plain operation on this runner's slot or private queue: whether it is
+    /// on its own and still the only runner, and so may. If so, the caller does the
+    /// operation and then calls [`Runner::lone_end`]; if not, it takes the atomic way.
     ///
     /// The other runners never store into a slot; they take from one that held a task
     /// for a whole watch period (see [`Runner::watch`]), and that is what a plain take
-    /// or put must not race with. A runner on its own has no one to race with; the
-    /// moment to care about is when another joins ([`State::join`]):
+    /// or put must not race with; a runner that joins moves the private queue's tasks
+    /// to the global queue. A runner on its own has no one to race with; the moment
+    /// to care about is when another joins ([`State::join`]):
     /// - here: raise `in_op`, then load the runner count (only a compiler fence in
-    ///   between), do the plain operation only if the count is 1, lower `in_op`;
+    ///   between), do the plain operation only if the count is 1 and the private queue
+    ///   was not taken over, lower `in_op`;
     /// - the joiner: raise the count, then force a full barrier on every thread of
-    ///   the process (`membarrier`), and later take from this slot only while `in_op`
-    ///   is down ([`Local::may_take`]).
+    ///   the process (`membarrier`), and touch this slot or private queue only while
+    ///   `in_op` is down ([`Local::may_take`]).
     ///
     /// The barrier runs on this thread either before its load of the count, which then
     /// sees the joiner, or after it, and then its raised `in_op` is visible to the
-    /// joiner until the operation ends (its lowering releases the plain stores).
+    /// joiner until the operation ends (its lowering releases the plain stores). A
+    /// joiner that has left again lowered the count after it moved the private queue:
+    /// reading the count it lowered, this sees the move.
     #[inline]
-    fn lone_op(&self, op: impl FnOnce(&AtomicPtr<()>) -> *mut ()) -> Option<*mut ()> {
+    fn lone_begin(&self) -> bool {
         if !self.lone.get() {
-            return None;
+            return false;
         }
         let local = &*self.local;
         local.in_op.store(true, Ordering::Relaxed);
         lone::light();
-        // Acquire: a runner that left took from this slot before it lowered the count.
-        let out = (self.state.runners.load(Ordering::Acquire) == 1).then(|| op(&local.slot));
-        local.in_op.store(false, Ordering::Release);
-        if out.is_none() {
-            self.leave_lone();
+        // Acquire: a runner that left took from this slot (or moved the private queue)
+        // before it lowered the count.
+        if self.state.runners.load(Ordering::Acquire) == 1
+            && local.private_state.load(Ordering::Relaxed) == PRIVATE_OPEN
+        {
+            return true;
         }
-        out
+        local.in_op.store(false, Ordering::Release);
+        self.give_up_lone();
+        false
+    }
+
+    /// Stops being on its own (another runner joined, or took the private queue over):
+    /// the private queue's tasks go to the global queue first.
+    #[cold]
+    #[inline(never)]
+    fn give_up_lone(&self) {
+        let moved = self.take_private();
+        let any = !moved.is_empty();
+        for r in moved {
+            let _ = self.state.global.push(r);
+        }
+        // After the move: a runner that sees this one no longer armed finds them.
+        self.leave_lone();
+        if any {
+            self.state.note_queued();
+            self.state.notify_one();
+        }
+        // A task put into the slot the plain way woke no watcher.
+        if !self.local.slot.load(Ordering::SeqCst).is_null() {
+            self.state.watch_slot();
+        }
+    }
+
+    /// Before this runner sleeps: if it is on its own but no longer alone (a runner
+    /// joined, or took its private queue over), it stops being on its own now, rather
+    /// than at its next operation on its slot or queue, which may be long in coming.
+    pub(crate) fn before_idle(&self) {
+        if self.lone.get()
+            && (self.state.runners.load(Ordering::Acquire) != 1
+                || self.local.private_state.load(Ordering::Acquire) != PRIVATE_OPEN)
+        {
+            self.give_up_lone();
+        }
+    }
+
+    /// Ends a plain operation begun by [`Runner::lone_begin`].
+    #[inline]
+    fn lone_end(&self) {
+        self.local.in_op.store(false, Ordering::Release);
+    }
+
+    /// As this runner stops being on its own: the tasks of its private queue, if a
+    /// runner that joined did not move them already (then waits until it has).
+    #[cold]
+    fn take_private(&self) -> VecDeque<Runnable> {
+        let state = &self.local.private_state;
+        self.private_len.set(0);
+        if state
+            .compare_exchange(PRIVATE_OPEN, PRIVATE_CLAIMED, Ordering::Acquire, Ordering::Acquire)
+            .is_ok()
+        {
+            // SAFETY: this runner is no longer on its own (no plain operation of its
+            // own is under way), and it won the queue.
+            let tasks = std::mem::take(unsafe { &mut *self.local.private.get() });
+            state.store(PRIVATE_MOVED, Ordering::Release);
+            return tasks;
+        }
+        // A joiner is moving them (a few pushes): wait until it has.
+        while state.load(Ordering::Acquire) != PRIVATE_MOVED {
+            std::thread::yield_now();
+        }
+        VecDeque::new()
     }
 
     /// Counts a task queued while this runner is not on its own: after enough of them
@@ -753,11 +958,18 @@ impl Runner {
     #[cold]
     #[inline(never)]
     fn go_lone(&self) {
+        // The count read as 1 before this (Relaxed) may have been lowered by a runner
+        // that was on its own and left: its clearing of `lone` comes before the swap
+        // below.
+        fence(Ordering::Acquire);
         self.alone_pushes.set(0);
         if !lone::available() {
             return;
         }
-        // Before `lone`: a joiner that sees `lone` sees this too.
+        // Before `lone`: a joiner that sees `lone` sees these too. (Nobody else touches
+        // the private queue now: a joiner that moved it counted itself before, and
+        // the count is 1 again.)
+        self.local.private_state.store(PRIVATE_OPEN, Ordering::Relaxed);
         self.local.armed.store(true, Ordering::Relaxed);
         // SeqCst, as the load of the count after it (see `State::join`).
         let was = self.state.lone.swap(true, Ordering::SeqCst);
@@ -845,7 +1057,7 @@ impl Runner {
 
     /// How many tasks wait in this runner's queue and the shared ones.
     fn queued_len(&self) -> usize {
-        let local = self.local.queue.len();
+        let local = self.local.queue.len() + self.private_len.get();
         if self.state.nothing_queued() {
             return local;
         }
@@ -939,6 +1151,11 @@ impl Runner {
                 return Some(r);
             }
         }
+        // Then the private queue, which only grows while the local one is empty (it
+        // only had the tasks of before this runner went on its own).
+        if let Some(r) = self.pop_private() {
+            return Some(r);
+        }
         // The home queue before the global one, but now and then the other way round:
         // a `!Send` task that yields in a loop would keep the home queue busy forever.
         if ticks % 61 == 0 {
@@ -1002,7 +1219,25 @@ impl Runner {
     /// Whether no task waits in this runner's queue or the shared ones.
     #[inline]
     fn nothing_queued(&self) -> bool {
-        self.local.queue.is_empty() && self.state.global.is_empty() && self.state.home.is_empty()
+        self.private_len.get() == 0
+            && self.local.queue.is_empty()
+            && self.state.global.is_empty()
+            && self.state.home.is_empty()
+    }
+
+    /// Drops the tasks of the private queue (the executor cancels its tasks on this
+    /// thread, where no plain operation is under way).
+    fn drop_private(&self) {
+        if self.private_len.get() > 0 && self.lone_begin() {
+            // SAFETY: as in `push_private`.
+            let tasks = std::mem::take(unsafe { &mut *self.local.private.get() });
+            self.lone_end();
+            self.private_len.set(0);
+            // Out of the plain operation: dropping a task may queue others.
+            drop(tasks);
+        }
+        // If the runner was no longer on its own, `lone_begin` moved the tasks to the
+        // global queue.
     }
 
     fn pop_home(&self) -> Option<Runnable> {
@@ -1148,9 +1383,13 @@ impl Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        if self.lone.get() {
+        let private = if self.lone.get() {
+            let private = self.take_private();
             self.leave_lone();
-        }
+            private
+        } else {
+            VecDeque::new()
+        };
         self.release_watch();
         self.state
             .locals
@@ -1166,12 +1405,14 @@ impl Drop for Runner {
         // `State::push_back`), so what waits in the global queue was queued after it.
         // With no other runner to take from the global queue meanwhile, this runner's
         // tasks go in front of it, so that the next run takes them in their order.
-        let later: Vec<Runnable> = if alone && (slot.is_some() || !self.local.queue.is_empty()) {
-            self.state.global.try_iter().collect()
-        } else {
-            Vec::new()
-        };
-        for r in slot.into_iter().chain(std::iter::from_fn(|| self.local.queue.pop().ok())) {
+        let later: Vec<Runnable> =
+            if alone && (slot.is_some() || !self.local.queue.is_empty() || !private.is_empty()) {
+                self.state.global.try_iter().collect()
+            } else {
+                Vec::new()
+            };
+        let local = std::iter::from_fn(|| self.local.queue.pop().ok());
+        for r in slot.into_iter().chain(local).chain(private) {
             let _ = self.state.global.push(r);
             moved = true;
         }
@@ -1218,12 +1459,30 @@ impl Drop for Sleeper<'_> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use std::collections::HashSet;
     use std::sync::Mutex as StdMutex;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
 
     use super::*;
 
-    /// The tests that set `lone::FAIL_HEAVY`, one at a time.
+    /// The tests of runners on their own, one at a time: a failed barrier (injected)
+    /// stops every runner from going on its own until the test is over.
     static SERIAL: StdMutex<()> = StdMutex::new(());
+
+    /// Holds `SERIAL`; forgets an injected barrier failure when dropped.
+    struct Serial(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+    fn serial() -> Serial {
+        Serial(SERIAL.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    impl Drop for Serial {
+        fn drop(&mut self) {
+            lone::FAIL_HEAVY.set(false);
+            lone::forget();
+        }
+    }
 
     /// A task of `state` that does nothing, not yet queued.
     fn task(state: &Arc<State>) -> Runnable {
@@ -1232,6 +1491,11 @@ mod tests {
             .spawn(|_| async {}, async_task::WithInfo(schedule));
         task.detach();
         runnable
+    }
+
+    /// The address of a runnable's task, which names it.
+    fn id(r: &Runnable) -> usize {
+        r.waker().data() as usize
     }
 
     /// Puts and takes tasks through `runner`'s slot until it could go on its own;
@@ -1252,12 +1516,20 @@ mod tests {
     }
 
     #[test]
-    fn a_runner_on_its_own_uses_plain_operations_and_a_joiner_still_takes_from_it() {
-        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    fn the_first_runner_goes_on_its_own_where_the_barrier_is_available() {
+        let _serial = serial();
         let state = Arc::new(State::new());
         let owner = Runner::new(&state);
-        let lone = put_and_take_alone(&state, &owner);
-        assert_eq!(lone, lone::available(), "goes on its own exactly when it can");
+        assert!(lone::available(), "membarrier is available on the machines we test on");
+        assert!(owner.lone.get());
+    }
+
+    #[test]
+    fn a_runner_on_its_own_uses_plain_operations_and_a_joiner_still_takes_from_it() {
+        let _serial = serial();
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        assert!(put_and_take_alone(&state, &owner));
         assert!(owner.put_slot(task(&state)).is_none());
 
         // A runner joins (the barrier works) while the task waits in the slot: it sees
@@ -1277,33 +1549,68 @@ mod tests {
 
         // Alone again once the joiner left: on its own again after enough puts.
         drop(joiner);
-        assert_eq!(put_and_take_alone(&state, &owner), lone::available());
+        assert!(put_and_take_alone(&state, &owner));
+    }
+
+    #[test]
+    fn a_joiner_moves_the_private_queue_of_a_runner_on_its_own_in_order() {
+        let _serial = serial();
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        let _entered = owner.enter();
+        assert!(owner.lone.get());
+        let tasks: Vec<Runnable> = (0..5).map(|_| task(&state)).collect();
+        let ids: Vec<usize> = tasks.iter().map(id).collect();
+        for t in tasks {
+            state.push_back(&owner, t);
+        }
+        assert_eq!(owner.private_len.get(), 5);
+        assert!(owner.local.queue.is_empty() && state.global.is_empty());
+
+        let joiner = Runner::new(&state);
+        assert!(joiner.fenced);
+        let moved: Vec<usize> = state.global.try_iter().map(|r| id(&r)).collect();
+        assert_eq!(moved, ids, "every task, once, in the order queued");
+        // The owner sees it at its next operation: nothing is left to it.
+        assert!(owner.pop_private().is_none());
+        assert!(!owner.lone.get());
+        assert_eq!(owner.private_len.get(), 0);
+        drop(joiner);
     }
 
     #[test]
     fn without_the_barrier_a_joiner_waits_until_the_lone_runner_saw_it() {
-        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let _serial = serial();
         let state = Arc::new(State::new());
         let owner = Runner::new(&state);
-        if !put_and_take_alone(&state, &owner) {
-            // No barrier on this machine: nothing else to check.
-            assert!(!lone::available());
-            return;
-        }
+        assert!(put_and_take_alone(&state, &owner));
         let first = task(&state);
-        let first_ptr = first.waker().data();
+        let first_id = id(&first);
         assert!(owner.put_slot(first).is_none());
+        let queued = task(&state);
+        let queued_id = id(&queued);
+        {
+            let _entered = owner.enter();
+            state.push_back(&owner, queued);
+        }
+        assert_eq!(owner.private_len.get(), 1);
 
-        lone::FAIL_HEAVY.store(true, Ordering::Relaxed);
+        lone::FAIL_HEAVY.set(true);
         let joiner = Runner::new(&state);
-        lone::FAIL_HEAVY.store(false, Ordering::Relaxed);
+        lone::FAIL_HEAVY.set(false);
         assert!(!joiner.fenced);
-        // The owner has not seen the joiner yet: its slot is left alone.
+        assert!(!lone::available(), "after a failed barrier nobody goes on its own");
+        // The owner has not seen the joiner yet: its slot and private queue are left
+        // alone.
         assert!(matches!(watch_twice(&joiner), Watched::Occupied));
-        // Its next operation sees it, and is atomic.
+        assert!(state.global.is_empty());
+        // Its next operation sees it, and is atomic; its private queue goes to the
+        // global queue.
         let taken = owner.take_own_slot().expect("the owner's task is still there");
-        assert_eq!(taken.waker().data(), first_ptr);
+        assert_eq!(id(&taken), first_id);
         assert!(!owner.local.armed.load(Ordering::Relaxed));
+        let moved: Vec<usize> = state.global.try_iter().map(|r| id(&r)).collect();
+        assert_eq!(moved, [queued_id]);
         // From then on the joiner may take from that slot.
         assert!(owner.put_slot(taken).is_none());
         assert!(matches!(watch_twice(&joiner), Watched::Took));
@@ -1312,19 +1619,175 @@ mod tests {
 
     #[test]
     fn dropping_the_tasks_on_the_thread_of_a_runner_on_its_own_does_not_wait_for_it() {
-        let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let _serial = serial();
         let state = Arc::new(State::new());
         let owner = Runner::new(&state);
         let _entered = owner.enter();
-        let lone = put_and_take_alone(&state, &owner);
+        assert!(owner.lone.get());
         assert!(owner.put_slot(task(&state)).is_none());
+        state.push_back(&owner, task(&state));
         // As a loop closed by a task of its own would: its tasks are dropped on the
         // thread of its runner, which is in no operation on its slot then.
-        lone::FAIL_HEAVY.store(true, Ordering::Relaxed);
+        lone::FAIL_HEAVY.set(true);
         state.drain();
-        lone::FAIL_HEAVY.store(false, Ordering::Relaxed);
+        lone::FAIL_HEAVY.set(false);
         assert!(owner.local.slot.load(Ordering::Relaxed).is_null());
-        assert_eq!(owner.lone.get(), lone);
+        assert_eq!(owner.private_len.get(), 0);
         assert_eq!(state.runners.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn dropping_the_tasks_from_another_thread_after_a_failed_barrier_does_not_wait_for_an_idle_runner()
+     {
+        let _serial = serial();
+        let state = Arc::new(State::new());
+        let (idle_tx, idle_rx) = mpsc::channel::<()>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let st = state.clone();
+        let owner = std::thread::spawn(move || {
+            let owner = Runner::new(&st);
+            assert!(owner.lone.get());
+            // Idle, as a runner asleep: its slot and private queue are empty.
+            let mut sleeper = Some(st.sleep());
+            idle_tx.send(()).unwrap();
+            // Woken (by the drain), it goes through its idle path again.
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            let start = Instant::now();
+            while sleeper.as_mut().is_some_and(|s| s.poll(&mut cx).is_pending())
+                && start.elapsed() < Duration::from_secs(30)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(sleeper);
+            owner.before_idle();
+            go_rx.recv().unwrap();
+        });
+        idle_rx.recv().unwrap();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let st = state.clone();
+        let drainer = std::thread::spawn(move || {
+            lone::FAIL_HEAVY.set(true);
+            st.drain();
+            done_tx.send(()).unwrap();
+        });
+        let finished = done_rx.recv_timeout(Duration::from_secs(30)).is_ok();
+        go_tx.send(()).unwrap();
+        owner.join().unwrap();
+        drainer.join().unwrap();
+        assert!(finished, "the drain waited 30 s for an idle runner on its own");
+    }
+
+    #[test]
+    fn a_joiner_sees_a_task_put_the_plain_way_across_its_barrier() {
+        let _serial = serial();
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        assert!(owner.lone.get());
+        // A plain put under way as the runner joins: `in_op` is up and the count was
+        // read as 1; the put completes a little later.
+        owner.local.in_op.store(true, Ordering::Relaxed);
+        let raw = task(&state).into_raw().as_ptr() as usize;
+        let local = owner.local.clone();
+        let finisher = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            local.slot.store(raw as *mut (), Ordering::Relaxed);
+            local.in_op.store(false, Ordering::Release);
+        });
+        // The join waits for the put to end.
+        let joiner = Runner::new(&state);
+        assert!(joiner.fenced);
+        // The joiner, going idle, sees the task and watches it.
+        assert!(joiner.claim_watch(), "the joiner saw an empty slot");
+        joiner.release_watch();
+        finisher.join().unwrap();
+        drop(owner.take_own_slot());
+    }
+
+    /// An owner thread queues and takes tasks through its slot and its queue (on its
+    /// own most of the time) while this thread joins, takes from the slot whenever
+    /// `may_take` allows, and leaves, over and over: every task is owned exactly once.
+    fn owners_and_joiners(fail_barrier: bool) {
+        let _serial = serial();
+        let state = Arc::new(State::new());
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel::<Arc<Local>>();
+        let (st, d) = (state.clone(), done.clone());
+        let owner = std::thread::spawn(move || {
+            let owner = Runner::new(&st);
+            let _entered = owner.enter();
+            tx.send(owner.local.clone()).unwrap();
+            let (mut queued, mut got, mut lone_ops) = (Vec::new(), Vec::new(), 0u32);
+            for i in 0..100_000u32 {
+                lone_ops += u32::from(owner.lone.get());
+                let t = task(&st);
+                queued.push(id(&t));
+                got.extend(owner.put_slot(t));
+                if i % 3 == 0 {
+                    let t = task(&st);
+                    queued.push(id(&t));
+                    st.push_back(&owner, t);
+                }
+                got.extend(owner.take_own_slot());
+                if i % 5 == 0 {
+                    got.extend(owner.find());
+                }
+            }
+            got.extend(std::iter::from_fn(|| owner.find()));
+            d.store(true, std::sync::atomic::Ordering::SeqCst);
+            (queued, got, lone_ops)
+        });
+        let l = rx.recv().unwrap();
+        let (mut taken, mut joins) = (Vec::new(), 0u32);
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            lone::FAIL_HEAVY.set(fail_barrier);
+            let joiner = Runner::new(&state);
+            lone::FAIL_HEAVY.set(false);
+            joins += 1;
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_micros(20) {
+                let task = l.slot.load(Ordering::SeqCst);
+                if !task.is_null()
+                    && l.may_take(joiner.fenced)
+                    && l.slot
+                        .compare_exchange(
+                            task,
+                            ptr::null_mut(),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    // SAFETY: the compare-and-swap took it out of the slot.
+                    taken.push(unsafe { Runnable::from_raw(NonNull::new(task).unwrap()) });
+                }
+            }
+            // What the join moved to the global queue.
+            taken.extend(state.global.try_iter());
+            drop(joiner);
+            lone::forget();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_micros(200) {
+                std::hint::spin_loop();
+            }
+        }
+        let (queued, got, lone_ops) = owner.join().unwrap();
+        taken.extend(state.global.try_iter());
+        // Every task is still alive (held here, or queued): no address was reused.
+        let mut seen = HashSet::new();
+        let repeated = got.iter().chain(&taken).filter(|r| !seen.insert(id(r))).count();
+        let lost = queued.iter().filter(|t| !seen.contains(t)).count();
+        assert_eq!((repeated, lost), (0, 0), "tasks owned twice, and lost ({joins} joins)");
+        assert!(lone_ops > 0 && joins > 0, "{lone_ops} operations on its own, {joins} joins");
+    }
+
+    #[test]
+    fn runners_joining_a_runner_on_its_own_over_and_over_take_each_task_once() {
+        owners_and_joiners(false);
+    }
+
+    #[test]
+    fn runners_joining_without_the_barrier_over_and_over_take_each_task_once() {
+        owners_and_joiners(true);
     }
 }
