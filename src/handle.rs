@@ -5,14 +5,15 @@ use std::any::Any;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use event_listener::Event;
-use futures_lite::FutureExt;
 
 use crate::executor::PushMark;
 
@@ -118,18 +119,29 @@ type Loc = &'static Location<'static>;
 /// executor's queues, and ready callbacks wait here, in *segments*: callbacks scheduled
 /// one after the other with no task queued in between (the executor's push mark did not
 /// change) form one. For each segment, a driver task stands in the executor's line where
-/// the segment's first callback was scheduled; when it runs, it runs that segment (and
-/// the timers that are due), then waits to be handed another. So a callback runs after
-/// the tasks queued before it, and before those queued after it.
+/// the segment's first callback was scheduled; when it runs, it runs that segment, then
+/// waits to be handed another. So a callback runs after the tasks queued before it, and
+/// before those queued after it.
 ///
 /// A callback scheduled while a segment runs opens a new segment, whose driver queues
 /// at the back: each iteration runs only the callbacks that were ready when it began,
 /// and what they schedule waits for the next one. Callbacks never run at the same time:
 /// a driver that finds another one running waits its turn.
+///
+/// Timed callbacks wait in a heap until an iteration of the loop begins after their
+/// deadline: then they join the line at its back, behind everything that was ready
+/// when that iteration began, as asyncio's `_run_once` appends its due timers to its
+/// ready queue (see [`Callbacks::begin_iteration`]); they run in that iteration. The
+/// loop's thread, with nothing to run, sleeps until the earliest deadline at most
+/// ([`Callbacks::poll_idle`]), as asyncio's select times out.
 pub(crate) struct Callbacks {
     queues: Mutex<Queues>,
-    /// Wakes the timer driver when a timer is added.
-    event: Event,
+    /// The earliest deadline in the heap, in nanoseconds since `base`, or `NO_TIMER`:
+    /// an iteration's start reads this, not the lock.
+    next_due: AtomicU64,
+    base: Instant,
+    /// The sleep of the loop's idle thread until the earliest deadline, and that deadline.
+    alarm: Mutex<Option<(Instant, Alarm)>>,
     /// A driver is running callbacks.
     busy: AtomicBool,
     /// Notified when `busy` is cleared.
@@ -150,6 +162,12 @@ impl Drop for Busy<'_> {
 /// A callback to run now, and where it was scheduled.
 type Due = (Handle, Callback, Loc);
 
+/// See [`Callbacks::poll_idle`].
+type Alarm = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// `Callbacks::next_due` when there is no timer.
+const NO_TIMER: u64 = u64::MAX;
+
 /// A ready callback, and the number of its segment.
 type Ready = (Handle, Callback, Loc, u64);
 
@@ -165,6 +183,9 @@ struct Queues {
     open: Option<(u64, PushMark)>,
     /// Drivers that wait to be handed a segment.
     idle: Vec<Waker>,
+    /// The loop's thread, asleep until the earliest deadline (see
+    /// [`Callbacks::poll_idle`]): an earlier one wakes it.
+    sleeper: Option<Waker>,
 }
 
 /// A timed callback; the heap pops the earliest deadline, then the earliest scheduled.
@@ -198,7 +219,9 @@ impl Callbacks {
     pub(crate) fn new() -> Callbacks {
         Callbacks {
             queues: Mutex::new(Queues::default()),
-            event: Event::new(),
+            next_due: AtomicU64::new(NO_TIMER),
+            base: Instant::now(),
+            alarm: Mutex::new(None),
             busy: AtomicBool::new(false),
             released: Event::new(),
         }
@@ -220,16 +243,29 @@ impl Callbacks {
     ) -> Handle {
         let handle = Handle::new();
         let mut q = self.lock();
+        Self::queue_ready(&mut q, vec![(handle.clone(), callback, loc)], mark, spawn_driver);
+        handle
+    }
+
+    /// Puts `due` at the back of the line: in the open segment if no task was queued
+    /// since its driver was (the push mark is still the same), else in a new segment
+    /// whose driver is queued now.
+    fn queue_ready(
+        q: &mut Queues,
+        due: Vec<Due>,
+        mark: impl Fn() -> PushMark,
+        spawn_driver: impl FnOnce(),
+    ) {
         let now = mark();
         if let Some((seg, at)) = q.open {
             if at == now {
-                q.ready.push_back((handle.clone(), callback, loc, seg));
-                return handle;
+                q.ready.extend(due.into_iter().map(|(h, c, l)| (h, c, l, seg)));
+                return;
             }
         }
         q.segments += 1;
         let seg = q.segments;
-        q.ready.push_back((handle.clone(), callback, loc, seg));
+        q.ready.extend(due.into_iter().map(|(h, c, l)| (h, c, l, seg)));
         // The segment's driver takes its place in line now, behind the tasks queued
         // before, as the callback would in asyncio's one queue.
         match q.idle.pop() {
@@ -238,19 +274,106 @@ impl Callbacks {
         }
         // Read after the driver was queued: only a task queued later closes the segment.
         q.open = Some((seg, mark()));
-        handle
     }
 
     pub(crate) fn push_timed(&self, when: Instant, callback: Callback, loc: Loc) -> TimerHandle {
         let handle = Handle::new();
-        {
+        let sleeper = {
             let mut q = self.lock();
             q.seq += 1;
             let seq = q.seq;
+            let earliest = q.timers.peek().is_none_or(|t| when < t.when);
             q.timers.push(Timed { when, seq, handle: handle.clone(), callback, loc });
+            if earliest {
+                self.next_due.store(self.nanos(when), Ordering::Relaxed);
+            }
+            // The loop's thread sleeps until a later deadline (or none): it must look
+            // again.
+            earliest.then(|| q.sleeper.take()).flatten()
+        };
+        if let Some(sleeper) = sleeper {
+            sleeper.wake();
         }
-        self.event.notify(1);
         TimerHandle { handle, when }
+    }
+
+    /// `at` in nanoseconds since `base` (0 before it).
+    fn nanos(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.base).as_nanos();
+        u64::try_from(nanos).unwrap_or(NO_TIMER - 1).min(NO_TIMER - 1)
+    }
+
+    /// Whether the earliest timer (perhaps a cancelled one) is due: one load while
+    /// there is no timer.
+    #[inline]
+    pub(crate) fn any_due(&self) -> bool {
+        let next = self.next_due.load(Ordering::Relaxed);
+        next != NO_TIMER && self.nanos(Instant::now()) >= next
+    }
+
+    /// Called by the loop's runner when an iteration begins, before it counts what the
+    /// iteration runs: moves the timers that are due (by deadline, then in the order
+    /// they were scheduled) to the back of the line, as asyncio's `_run_once` appends
+    /// them to its ready queue, so that they run in this iteration, behind everything
+    /// that was ready when it began. `mark` and `spawn_driver` are those of
+    /// [`Callbacks::push_ready`].
+    pub(crate) fn begin_iteration(&self, mark: impl Fn() -> PushMark, spawn_driver: impl FnOnce()) {
+        if !self.any_due() {
+            return;
+        }
+        let mut due = Vec::new();
+        let mut cancelled = Vec::new();
+        let mut q = self.lock();
+        let now = Instant::now();
+        while q.timers.peek().is_some_and(|t| t.when <= now || t.handle.is_cancelled()) {
+            let t = q.timers.pop().expect("peeked");
+            let to = if t.handle.is_cancelled() { &mut cancelled } else { &mut due };
+            to.push((t.handle, t.callback, t.loc));
+        }
+        let next = q.timers.peek().map_or(NO_TIMER, |t| self.nanos(t.when));
+        self.next_due.store(next, Ordering::Relaxed);
+        if !due.is_empty() {
+            Self::queue_ready(&mut q, due, mark, spawn_driver);
+            // What is scheduled from now on waits for the next iteration: it opens a
+            // segment of its own, even with no task queued in between.
+            q.open = None;
+        }
+        drop(q);
+        // Dropped outside the lock: dropping a callback may schedule another.
+        drop(cancelled);
+    }
+
+    /// Called by the loop's thread when it has nothing to run, before it sleeps:
+    /// `Ready` if a timer is due (a new iteration begins at its next look); else
+    /// `Pending`, and `cx` is woken at the earliest deadline, or when a timer with an
+    /// earlier one is scheduled.
+    pub(crate) fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let next = {
+            let mut q = self.lock();
+            if !q.sleeper.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                q.sleeper = Some(cx.waker().clone());
+            }
+            q.timers.peek().map(|t| t.when)
+        };
+        let mut alarm = self.alarm.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(next) = next else {
+            *alarm = None;
+            return Poll::Pending;
+        };
+        if next <= Instant::now() {
+            *alarm = None;
+            return Poll::Ready(());
+        }
+        if alarm.as_ref().is_none_or(|(at, _)| *at != next) {
+            *alarm = Some((next, Box::pin(crate::fork::sleep_until(next))));
+        }
+        let (_, sleep) = alarm.as_mut().expect("set above");
+        let rang = sleep.as_mut().poll(cx);
+        if rang.is_ready() {
+            // A finished sleep is not polled again.
+            *alarm = None;
+        }
+        rang
     }
 
     /// How many callbacks are scheduled and not cancelled.
@@ -271,24 +394,16 @@ impl Callbacks {
         let dropped = {
             let mut q = self.lock();
             q.open = None;
+            self.next_due.store(NO_TIMER, Ordering::Relaxed);
             (
                 std::mem::take(&mut q.ready),
                 std::mem::take(&mut q.timers),
                 std::mem::take(&mut q.idle),
+                q.sleeper.take(),
             )
         };
         drop(dropped);
-    }
-
-    /// Moves the due timers (by deadline) to the back of `batch`; returns the next
-    /// deadline.
-    fn take_due(q: &mut Queues, batch: &mut Vec<Due>) -> Option<Instant> {
-        let now = Instant::now();
-        while q.timers.peek().is_some_and(|t| t.when <= now || t.handle.is_cancelled()) {
-            let t = q.timers.pop().expect("peeked");
-            batch.push((t.handle, t.callback, t.loc));
-        }
-        q.timers.peek().map(|t| t.when)
+        drop(self.alarm.lock().unwrap_or_else(PoisonError::into_inner).take());
     }
 
     /// Runs `batch`, skipping cancelled callbacks; `report` gets the panic of one.
@@ -323,7 +438,7 @@ impl Callbacks {
         }
     }
 
-    /// Takes the oldest segment that no driver took yet, and the timers that are due.
+    /// Takes the oldest segment that no driver took yet.
     fn take_segment(&self) -> Vec<Due> {
         let mut batch = Vec::new();
         let mut q = self.lock();
@@ -335,17 +450,13 @@ impl Callbacks {
         if q.open.is_some_and(|(open, _)| open == seg) {
             q.open = None;
         }
-        if Self::take_due(&mut q, &mut batch).is_some() {
-            // The timer driver may wait for this segment: the next deadline is its again.
-            self.event.notify(1);
-        }
         batch
     }
 
     /// A segment driver: each time it runs, it runs the oldest segment that no driver
     /// took yet (in one thread, drivers run in the order in which the segments were
-    /// opened, so this is its own), then the timers that are due, then waits until it
-    /// is handed another segment. Spawned on the loop's executor.
+    /// opened, so this is its own), then waits until it is handed another segment.
+    /// Spawned on the loop's executor.
     pub(crate) async fn drive_segments(
         self: Arc<Self>,
         report: impl Fn(&(dyn Any + Send), Loc) + Send + 'static,
@@ -371,41 +482,6 @@ impl Callbacks {
             .await;
             if !kept {
                 return;
-            }
-        }
-    }
-
-    /// The timer driver: sleeps until the next timer is due, then runs the due ones,
-    /// unless a segment waits to run: its driver runs them after it. Spawned on the
-    /// loop's executor.
-    pub(crate) async fn drive_timers(
-        self: Arc<Self>,
-        report: impl Fn(&(dyn Any + Send), Loc) + Send + 'static,
-    ) {
-        loop {
-            let listener = self.event.listen();
-            let mut batch = Vec::new();
-            let next = {
-                let mut q = self.lock();
-                // A segment waits: its driver runs the due timers behind it, as asyncio
-                // appends them to the ready queue (and tells us when done).
-                (q.ready.is_empty()).then(|| Self::take_due(&mut q, &mut batch))
-            };
-            let Some(next) = next else {
-                listener.await;
-                continue;
-            };
-            if !batch.is_empty() {
-                let busy = self.claim().await;
-                Self::run(batch, &report);
-                drop(busy);
-                // Timers that these callbacks set for now wait for the next iteration.
-                futures_lite::future::yield_now().await;
-                continue;
-            }
-            match next {
-                Some(when) => crate::fork::sleep_until(when).or(listener).await,
-                None => listener.await,
             }
         }
     }

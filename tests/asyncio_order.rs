@@ -939,7 +939,6 @@ fn a_callback_cancelled_earlier_in_its_iteration_does_not_run() {
 // (asyncio appends the timers that are due when an iteration begins behind the
 // handles that were ready then.)
 #[test]
-#[ignore = "differs from asyncio: a timer already due runs after the first ready callbacks, not behind everything that was ready when the iteration began"]
 fn a_due_timer_runs_behind_the_handles_ready_when_its_iteration_began() {
     let lp = EventLoop::new().unwrap();
     let log = Log::default();
@@ -953,4 +952,275 @@ fn a_due_timer_runs_behind_the_handles_ready_when_its_iteration_began() {
     run_forever(&lp);
     lp.close().unwrap();
     assert_eq!(taken(&log), ["A", "T", "B", "timer"]);
+}
+
+// import asyncio
+// log = []
+// loop = asyncio.new_event_loop()
+// async def t():
+//     log.append("T")
+// now = loop.time()
+// loop.call_at(now - 0.001, log.append, "late")
+// loop.call_at(now - 0.002, log.append, "early")
+// loop.call_soon(log.append, "A")
+// loop.create_task(t())
+// loop.call_soon(loop.stop)
+// loop.run_forever()
+// print(log)
+// loop.close()
+//
+// Python: ['A', 'T', 'early', 'late']
+// polyloop: ['A', 'early', 'late', 'T']
+#[test]
+fn due_timers_run_by_deadline_behind_the_handles_ready_when_their_iteration_began() {
+    let lp = EventLoop::new().unwrap();
+    let log = Log::default();
+    let now = lp.time();
+    lp.call_at(now - Duration::from_millis(1), noter(&log, "late"));
+    lp.call_at(now - Duration::from_millis(2), noter(&log, "early"));
+    lp.call_soon(noter(&log, "A"));
+    let l = log.clone();
+    lp.spawn(async move { note(&l, "T") }).detach();
+    call_soon_stop(&lp);
+    run_forever(&lp);
+    lp.close().unwrap();
+    assert_eq!(taken(&log), ["A", "T", "early", "late"]);
+}
+
+// import asyncio
+// log = []
+// loop = asyncio.new_event_loop()
+// async def t():
+//     log.append("T")
+// when = loop.time() - 0.001
+// loop.call_at(when, log.append, "first")
+// loop.call_soon(log.append, "A")
+// loop.call_at(when, log.append, "second")
+// loop.create_task(t())
+// loop.call_at(when, log.append, "third")
+// loop.call_soon(loop.stop)
+// loop.run_forever()
+// print(log)
+// loop.close()
+//
+// Python: ['A', 'T', 'first', 'second', 'third']
+// polyloop: ['A', 'first', 'second', 'third', 'T']
+#[test]
+fn due_timers_with_equal_deadlines_run_in_scheduling_order_behind_the_ready_handles() {
+    let lp = EventLoop::new().unwrap();
+    let log = Log::default();
+    let when = lp.time() - Duration::from_millis(1);
+    lp.call_at(when, noter(&log, "first"));
+    lp.call_soon(noter(&log, "A"));
+    lp.call_at(when, noter(&log, "second"));
+    let l = log.clone();
+    lp.spawn(async move { note(&l, "T") }).detach();
+    lp.call_at(when, noter(&log, "third"));
+    call_soon_stop(&lp);
+    run_forever(&lp);
+    lp.close().unwrap();
+    assert_eq!(taken(&log), ["A", "T", "first", "second", "third"]);
+}
+
+// import asyncio
+// log = []
+// loop = asyncio.new_event_loop()
+// def timer2():
+//     log.append("timer-2 (stop)")
+//     loop.stop()
+// def timer1():
+//     log.append("timer-1")
+//     loop.call_later(0, timer2)
+//     loop.call_soon(log.append, "soon-from-timer-1")
+// def cb1():
+//     log.append("cb1")
+//     loop.call_later(0, timer1)
+//     loop.call_soon(log.append, "soon-from-cb1")
+// async def t():
+//     log.append("t-1")
+//     loop.call_later(0, log.append, "timer-from-t")
+//     await asyncio.sleep(0)
+//     log.append("t-2")
+// loop.call_soon(cb1)
+// loop.create_task(t())
+// loop.call_soon(log.append, "cb2")
+// loop.run_forever()
+// print(log)
+// loop.close()
+//
+// Python: ['cb1', 't-1', 'cb2', 'soon-from-cb1', 't-2', 'timer-1', 'timer-from-t',
+//          'soon-from-timer-1', 'timer-2 (stop)']
+// polyloop: ['cb1', 't-1', 'cb2', 'timer-1', 'timer-from-t', 'soon-from-cb1',
+//            'timer-2 (stop)', 't-2', 'soon-from-timer-1']
+//
+// (A timer that becomes due during an iteration, here one set for now, waits for the
+// next: it joins the line when that one begins, behind what the iteration queued.)
+#[test]
+fn a_timer_that_becomes_due_during_an_iteration_runs_behind_what_that_iteration_queued() {
+    let lp = EventLoop::new().unwrap();
+    let log = Log::default();
+    let (l, me) = (log.clone(), lp.clone());
+    lp.call_soon(move || {
+        note(&l, "cb1");
+        let (l2, me2) = (l.clone(), me.clone());
+        me.call_later(Duration::ZERO, move || {
+            note(&l2, "timer-1");
+            let (l3, me3) = (l2.clone(), me2.clone());
+            me2.call_later(Duration::ZERO, move || {
+                note(&l3, "timer-2 (stop)");
+                me3.stop();
+            });
+            me2.call_soon(noter(&l2, "soon-from-timer-1"));
+        });
+        me.call_soon(noter(&l, "soon-from-cb1"));
+    });
+    let (l, me) = (log.clone(), lp.clone());
+    lp.spawn(async move {
+        note(&l, "t-1");
+        me.call_later(Duration::ZERO, noter(&l, "timer-from-t"));
+        polyloop::yield_now().await;
+        note(&l, "t-2");
+    })
+    .detach();
+    lp.call_soon(noter(&log, "cb2"));
+    run_forever(&lp);
+    lp.close().unwrap();
+    assert_eq!(
+        taken(&log),
+        [
+            "cb1",
+            "t-1",
+            "cb2",
+            "soon-from-cb1",
+            "t-2",
+            "timer-1",
+            "timer-from-t",
+            "soon-from-timer-1",
+            "timer-2 (stop)",
+        ]
+    );
+}
+
+// import asyncio
+// log = []
+// loop = asyncio.new_event_loop()
+// async def main():
+//     log.append("main")
+//     return 1
+// loop.call_later(0, log.append, "timer")
+// r = loop.run_until_complete(main())
+// log.append(f"returned {r}")
+// async def main2():
+//     log.append("main2")
+//     loop.call_later(0, log.append, "timer-from-main2")
+//     return 2
+// r = loop.run_until_complete(main2())
+// log.append(f"returned {r}")
+// async def main3():
+//     log.append("main3")
+//     loop.call_soon(log.append, "soon-from-main3")
+//     return 3
+// loop.call_later(0, log.append, "timer-3")
+// r = loop.run_until_complete(main3())
+// log.append(f"returned {r}")
+// print(log)
+// loop.close()
+//
+// Python: ['main', 'timer', 'returned 1', 'main2', 'timer-from-main2', 'returned 2',
+//          'main3', 'timer-3', 'soon-from-main3', 'returned 3']
+// polyloop: ['timer', 'main', 'returned 1', 'main2', 'timer-from-main2', 'returned 2',
+//            'timer-3', 'main3', 'soon-from-main3', 'returned 3']
+//
+// (A future that is ready at once still takes its turn in an iteration, and a timer
+// due then joins the line behind it; one set for now by the future is due when the
+// iteration after begins, the one whose done callback ends the run.)
+#[test]
+fn run_until_complete_of_a_ready_future_runs_the_timers_that_are_due() {
+    let lp = EventLoop::new().unwrap();
+    let log = Log::default();
+    lp.call_later(Duration::ZERO, noter(&log, "timer"));
+    let l = log.clone();
+    let r = lp
+        .run_until_complete(async move {
+            note(&l, "main");
+            1
+        })
+        .unwrap();
+    note(&log, format!("returned {r}"));
+    let (l, me) = (log.clone(), lp.clone());
+    let r = lp
+        .run_until_complete(async move {
+            note(&l, "main2");
+            me.call_later(Duration::ZERO, noter(&l, "timer-from-main2"));
+            2
+        })
+        .unwrap();
+    note(&log, format!("returned {r}"));
+    let (l, me) = (log.clone(), lp.clone());
+    lp.call_later(Duration::ZERO, noter(&log, "timer-3"));
+    let r = lp
+        .run_until_complete(async move {
+            note(&l, "main3");
+            me.call_soon(noter(&l, "soon-from-main3"));
+            3
+        })
+        .unwrap();
+    note(&log, format!("returned {r}"));
+    lp.close().unwrap();
+    assert_eq!(
+        taken(&log),
+        [
+            "main",
+            "timer",
+            "returned 1",
+            "main2",
+            "timer-from-main2",
+            "returned 2",
+            "main3",
+            "timer-3",
+            "soon-from-main3",
+            "returned 3",
+        ]
+    );
+}
+
+// import asyncio
+// log = []
+// loop = asyncio.new_event_loop()
+// loop.call_at(loop.time() - 10, log.append, "past")
+// loop.call_soon(log.append, "soon")
+// loop.stop()
+// loop.run_forever()
+// log.append("|")
+// h = loop.call_at(loop.time() - 10, log.append, "cancelled")
+// loop.call_at(loop.time() - 5, log.append, "past-2")
+// h.cancel()
+// loop.call_soon(log.append, "soon-2")
+// loop.call_soon(loop.stop)
+// loop.run_forever()
+// print(log)
+// loop.close()
+//
+// Python: ['soon', 'past', '|', 'soon-2', 'past-2']
+//
+// (A deadline in the past is due at once: the timer runs in the first iteration,
+// behind the ready callbacks, also in the one iteration of a run stopped before it
+// began.)
+#[test]
+fn call_at_in_the_past_runs_in_the_first_iteration_behind_the_ready_callbacks() {
+    let lp = EventLoop::new().unwrap();
+    let log = Log::default();
+    lp.call_at(lp.time() - Duration::from_secs(10), noter(&log, "past"));
+    lp.call_soon(noter(&log, "soon"));
+    lp.stop();
+    run_forever(&lp);
+    note(&log, "|");
+    let h = lp.call_at(lp.time() - Duration::from_secs(10), noter(&log, "cancelled"));
+    lp.call_at(lp.time() - Duration::from_secs(5), noter(&log, "past-2"));
+    h.cancel();
+    lp.call_soon(noter(&log, "soon-2"));
+    call_soon_stop(&lp);
+    run_forever(&lp);
+    lp.close().unwrap();
+    assert_eq!(taken(&log), ["soon", "past", "|", "soon-2", "past-2"]);
 }

@@ -364,6 +364,25 @@ fn run_until_complete_returns_while_two_tasks_ping_pong() {
     lp.close().unwrap();
 }
 
+/// A timer that comes due while two tasks wake each other from the LIFO slot, with
+/// nothing else queued (a stretched iteration), still runs: here it stops the run.
+#[test]
+fn a_timer_runs_while_two_tasks_ping_pong() {
+    let lp = EventLoop::new().unwrap();
+    let go = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    ping_pong_until(&lp, &go);
+    let stopper = lp.clone();
+    lp.call_later(Duration::from_millis(20), move || stopper.stop());
+    let dog = watchdog(&go);
+    lp.run_forever().unwrap();
+    // Still going: the run ended because the timer ran, not because the tasks finished.
+    let still_going = go.swap(false, Ordering::SeqCst);
+    assert!(!dog.join().unwrap(), "a due timer did not run while two tasks ping-ponged");
+    assert!(still_going);
+    lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
+    lp.close().unwrap();
+}
+
 /// A run that ends with tasks still queued leaves them in the order they were queued:
 /// one queued by a task on the loop's thread, then one queued from another thread,
 /// run in that order in the next run.

@@ -171,7 +171,6 @@ impl LoopBuilder {
                 slow: self.slow,
                 hook: self.hook,
                 callbacks: Arc::new(Callbacks::new()),
-                driver_started: AtomicBool::new(false),
                 close_hooks: Mutex::new(self.close_hooks),
                 after_close_hooks: Mutex::new(self.after_close_hooks),
                 context: self.context,

@@ -6,11 +6,13 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::debug::{DebugEvent, DebugHook, Instrumented};
 use crate::error::Error;
 use crate::exception::{ExceptionContext, ExceptionHandler, ExceptionSource};
+use crate::executor::iteration::IterationHooks;
 use crate::executor::report::{Incident, message as panic_message};
 use crate::executor::{Executor, Task};
 use crate::handle::{Callbacks, Handle, TimerHandle};
@@ -77,8 +79,6 @@ struct Inner {
     slow: Duration,
     hook: DebugHook,
     callbacks: Arc<Callbacks>,
-    /// The timer driver was spawned.
-    driver_started: AtomicBool,
     close_hooks: Mutex<Vec<CloseHook>>,
     after_close_hooks: Mutex<Vec<CloseHook>>,
     context: Option<RunnerContext>,
@@ -177,8 +177,7 @@ impl EventLoop {
     /// ```
     pub fn run_forever(&self) -> Result<(), Error> {
         let guard = self.enter()?;
-        let inner = &*self.inner;
-        self.in_context(|| running::run_until_halted(inner, &inner.stopping));
+        self.in_context(|| running::run_until_halted(self, &self.inner.stopping));
         drop(guard);
         Ok(())
     }
@@ -534,7 +533,6 @@ impl EventLoop {
     #[track_caller]
     pub fn call_at<F: FnOnce() + Send + 'static>(&self, when: Instant, callback: F) -> TimerHandle {
         self.expect_open();
-        self.start_driver();
         let callback = self.instrument_callback(callback);
         self.inner.callbacks.push_timed(when, callback, Location::caller())
     }
@@ -664,19 +662,21 @@ impl EventLoop {
         callback: F,
         loc: &'static Location<'static>,
     ) -> Handle {
-        self.start_driver();
         let callback = self.instrument_callback(callback);
         let ex = &self.inner.executor;
         self.inner.callbacks.push_ready(
             callback,
             loc,
             || ex.push_mark(),
-            || {
-                let driver = self.inner.callbacks.clone().drive_segments(self.panic_reporter());
-                // SAFETY: the future is `Send + 'static`.
-                unsafe { ex.spawn_inner(driver, driver_location()) }.detach();
-            },
+            || self.spawn_segment_driver(),
         )
+    }
+
+    /// Spawns one more driver of callback segments (see [`Callbacks`]).
+    fn spawn_segment_driver(&self) {
+        let driver = self.inner.callbacks.clone().drive_segments(self.panic_reporter());
+        // SAFETY: the future is `Send + 'static`.
+        unsafe { self.inner.executor.spawn_inner(driver, driver_location()) }.detach();
     }
 
     /// What reports the panic of a callback, and where it was scheduled.
@@ -740,18 +740,6 @@ impl EventLoop {
         }
     }
 
-    fn start_driver(&self) {
-        if !self.inner.driver_started.swap(true, Ordering::AcqRel) {
-            let callbacks = self.inner.callbacks.clone();
-            let report = self.panic_reporter();
-            // SAFETY: the future is `Send + 'static`.
-            let task = unsafe {
-                self.inner.executor.spawn_inner(callbacks.drive_timers(report), driver_location())
-            };
-            task.detach();
-        }
-    }
-
     fn instrument<F: Future>(&self, future: F, loc: &'static Location<'static>) -> Instrumented<F> {
         Instrumented::new(future, loc, self.inner.id, self.inner.slow, self.inner.hook)
     }
@@ -772,6 +760,22 @@ impl EventLoop {
                 hook(&DebugEvent::SlowCallback { loop_id: id, elapsed });
             }
         })
+    }
+}
+
+/// The loop's timers in the iterations of its runs (see [`Callbacks`]).
+impl IterationHooks for EventLoop {
+    fn begin_iteration(&self) {
+        let ex = &self.inner.executor;
+        self.inner.callbacks.begin_iteration(|| ex.push_mark(), || self.spawn_segment_driver());
+    }
+
+    fn due(&self) -> bool {
+        self.inner.callbacks.any_due()
+    }
+
+    fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.inner.callbacks.poll_idle(cx)
     }
 }
 

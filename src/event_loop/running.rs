@@ -6,7 +6,7 @@ use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
-use super::{EventLoop, IDLE, Inner, driver_location};
+use super::{EventLoop, IDLE, driver_location};
 use crate::error::Error;
 use crate::fork;
 
@@ -97,8 +97,9 @@ impl RunGuard<'_> {
     /// `run_until_complete` inside the runner context, if there is one.
     #[inline]
     fn run_plain<F: Future>(self, future: F) -> Result<F::Output, Error> {
-        // With work queued, the future waits its turn behind it.
-        if !self.lp.inner.executor.nothing_queued() {
+        // With work queued, or a timer due (which joins the line when the run's first
+        // iteration begins), the future waits its turn before it.
+        if !self.lp.inner.executor.nothing_queued() || self.lp.inner.callbacks.any_due() {
             return self.run_queued(future);
         }
         let mut future = pin!(future);
@@ -107,9 +108,10 @@ impl RunGuard<'_> {
         // here (a spurious poll is harmless to a pending one).
         if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             // What it queued as it completed runs in the iteration after, as asyncio
-            // runs it before the done callback that stops the loop. (The run ends
-            // before the future is dropped, as on the other paths.)
-            if self.lp.inner.executor.nothing_queued() {
+            // runs it before the done callback that stops the loop, and so do the timers
+            // due by then. (The run ends before the future is dropped, as on the other
+            // paths.)
+            if self.lp.inner.executor.nothing_queued() && !self.lp.inner.callbacks.any_due() {
                 drop(self);
             } else {
                 self.run_one_iteration();
@@ -124,7 +126,7 @@ impl RunGuard<'_> {
     #[inline(never)]
     fn run_one_iteration(self) {
         // Set from the start: the run ends after one iteration.
-        run_until_halted(&self.lp.inner, &AtomicBool::new(true));
+        run_until_halted(self.lp, &AtomicBool::new(true));
     }
 
     /// `run_plain` when work is queued. Kept out of line, as `run_polled`.
@@ -143,6 +145,7 @@ impl RunGuard<'_> {
             future,
             &inner.stopping,
             driver_location(),
+            self.lp,
         ));
         let id = inner.id;
         drop(self);
@@ -152,11 +155,12 @@ impl RunGuard<'_> {
 
 /// Runs the loop's tasks and callbacks in iterations until `halt` is set and the
 /// current iteration has ended (after one iteration if it is set already).
-pub(super) fn run_until_halted(inner: &Inner, halt: &AtomicBool) {
-    let _ = fork::block_on(inner.executor.run_iterations(
+pub(super) fn run_until_halted(lp: &EventLoop, halt: &AtomicBool) {
+    let _ = fork::block_on(lp.inner.executor.run_iterations(
         pin!(std::future::pending::<()>()),
         halt,
         driver_location(),
+        lp,
     ));
 }
 

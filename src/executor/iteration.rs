@@ -7,7 +7,8 @@
 //! run. Here the main future is not a task (it need be neither `Send` nor `'static`):
 //! a small *turn* task stands in line for it, and the runner polls the future right
 //! after that task ran. The runner counts iterations (see [`Runner::begin_iterations`])
-//! and ends the run at the end of one.
+//! and ends the run at the end of one. What the loop adds to each iteration (its
+//! timers) comes in through [`IterationHooks`].
 
 use std::future::Future;
 use std::panic::Location;
@@ -19,6 +20,27 @@ use std::task::{Context, Poll, Waker};
 use super::state::{Runner, interrupt_runner, thread_id, waking_at_back};
 use super::{Drive, Executor};
 
+/// What an event loop adds to the iterations of its thread's run, besides tasks:
+/// asyncio's timers, which join the line when an iteration begins, and bound how long
+/// the idle thread sleeps.
+pub(crate) trait IterationHooks: Sync {
+    /// An iteration begins (the run's first one too, but not at the look that ends a
+    /// run): queue what became ready since the last one behind what is queued now; it
+    /// runs in this iteration. Called by the runner between tasks, before it counts
+    /// the iteration's tasks.
+    fn begin_iteration(&self);
+
+    /// Whether something waits for an iteration to begin (a timer is due): then tasks
+    /// that wake each other from the LIFO slot must not stretch the current one
+    /// forever. Asked once in a streak of batches.
+    fn due(&self) -> bool;
+
+    /// The thread has nothing to run and is about to sleep: `Ready` if an iteration
+    /// should begin now all the same (a timer is due); else `Pending`, with `cx` woken
+    /// when one should.
+    fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
 impl Executor<'_> {
     /// Runs tasks on the calling thread in iterations, until `future` completed and the
     /// iteration after the one in which it did has ended (`Some(output)`: asyncio's
@@ -28,12 +50,14 @@ impl Executor<'_> {
     ///
     /// `future` gets its turns in the line: first behind what is queued now, then,
     /// when woken, as a task would (at the back of the line). `turn_at` is the spawn
-    /// location of the task that stands in line for it.
+    /// location of the task that stands in line for it. `hooks` are called as
+    /// [`IterationHooks`] says.
     pub(crate) async fn run_iterations<F: Future>(
         &self,
         mut future: Pin<&mut F>,
         halt: &AtomicBool,
         turn_at: &'static Location<'static>,
+        hooks: &impl IterationHooks,
     ) -> Option<F::Output> {
         let state = &self.state;
         let turn = std::sync::Arc::new(Turn {
@@ -43,7 +67,11 @@ impl Executor<'_> {
         });
         // SAFETY: `TurnTask` is `Send + 'static`.
         let turn_task = unsafe { self.spawn_inner(TurnTask(turn.clone()), turn_at) };
+        // Made before the runner, so that it outlives it.
+        let begin = || hooks.begin_iteration();
         let runner = Runner::new(state);
+        // SAFETY: `begin` outlives the runner (see above).
+        unsafe { runner.on_iteration(&begin) };
         // SAFETY: `halt` outlives this function, and so the runner.
         unsafe { runner.begin_iterations(halt) };
         let mut out = None;
@@ -83,6 +111,9 @@ impl Executor<'_> {
                 }
                 if ran > 0 {
                     if drive.busy(cx) {
+                        if hooks.due() {
+                            runner.end_stretch();
+                        }
                         return Poll::Pending;
                     }
                     continue;
@@ -92,6 +123,11 @@ impl Executor<'_> {
                     continue;
                 }
                 if drive.idle(state, &runner, cx).is_pending() {
+                    // Asleep until a task is queued, or a timer is due (asyncio's select
+                    // timeout): then the next look begins an iteration.
+                    if hooks.poll_idle(cx).is_ready() {
+                        continue;
+                    }
                     return Poll::Pending;
                 }
             }

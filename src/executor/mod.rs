@@ -7,7 +7,7 @@
 
 mod active;
 mod home;
-mod iteration;
+pub(crate) mod iteration;
 mod lone;
 pub(crate) mod report;
 mod state;

@@ -668,7 +668,18 @@ pub(crate) struct Runner {
     /// Whether the runners that were on their own when this one joined saw it (see
     /// [`State::join`]).
     fenced: bool,
+    /// See [`Runner::on_iteration`].
+    on_begin: Cell<BeginHook>,
 }
+
+/// What an event loop's run does when an iteration begins (see
+/// [`Runner::on_iteration`]), or nothing.
+#[derive(Clone, Copy)]
+struct BeginHook(Option<NonNull<dyn Fn() + Sync>>);
+
+// SAFETY: it points at a `Sync` closure, only called through a shared reference, and
+// `on_iteration` asks that it outlive the runner, wherever the runner moves.
+unsafe impl Send for BeginHook {}
 
 /// The flag that ends an event loop's run (see [`Runner::begin_iterations`]), or null.
 #[derive(Clone, Copy)]
@@ -732,6 +743,7 @@ impl Runner {
             private_len: Cell::new(0),
             alone_pushes: Cell::new(0),
             fenced,
+            on_begin: Cell::new(BeginHook(None)),
         };
         // The first runner goes on its own at once (a runner that joins it pays a
         // barrier); one that finds itself alone later, after a while (see
@@ -740,6 +752,48 @@ impl Runner {
             runner.go_lone();
         }
         runner
+    }
+
+    /// Makes `hook` run each time an iteration begins (the first one, in
+    /// [`begin_iterations`](Runner::begin_iterations), included), before the runner
+    /// counts the tasks that the iteration runs: an event loop queues its due timers
+    /// there, behind what is ready, as asyncio's `_run_once` does. Not at the look that
+    /// ends a run. Once an iteration, out of the busy paths.
+    ///
+    /// # Safety
+    ///
+    /// `hook` outlives the runner.
+    pub(crate) unsafe fn on_iteration(&self, hook: &(dyn Fn() + Sync)) {
+        let hook = NonNull::from(hook);
+        // SAFETY: only the lifetime is erased: the caller keeps `hook` alive as long as
+        // the runner, which alone uses it.
+        let hook = unsafe {
+            std::mem::transmute::<NonNull<dyn Fn() + Sync + '_>, NonNull<dyn Fn() + Sync>>(hook)
+        };
+        self.on_begin.set(BeginHook(Some(hook)));
+    }
+
+    /// Ends an iteration that tasks waking each other from the LIFO slot stretch (see
+    /// `find`), if nothing is queued: a new one begins one look later, as the loop's
+    /// future gets its turn (see [`interrupt_runner`]). With tasks queued, the
+    /// iteration ends in its time. An event loop calls it when something waits for an
+    /// iteration to begin (a timer is due). Out of the busy paths: at most once in a
+    /// streak of batches.
+    #[cold]
+    pub(crate) fn end_stretch(&self) {
+        if self.nothing_queued() && !self.interrupted.get() {
+            self.iter_end.set(self.ticks.get().wrapping_add(1));
+            self.interrupt();
+        }
+    }
+
+    /// Runs the hook of [`on_iteration`](Runner::on_iteration), if any.
+    #[cold]
+    fn iteration_begins(&self) {
+        if let Some(hook) = self.on_begin.get().0 {
+            // SAFETY: `on_iteration` asks that the hook outlive the runner.
+            unsafe { hook.as_ref()() }
+        }
     }
 
     /// After this runner queued a task (not into its slot): wakes an idle runner, if
@@ -1025,6 +1079,7 @@ impl Runner {
                 let _ = self.local.queue.force_push(r);
             }
         }
+        self.iteration_begins();
         if self.state.global.is_empty() && self.state.home.is_empty() {
             // (A task queued by another thread meanwhile may be missed: the order between
             // threads is not defined.)
@@ -1084,6 +1139,7 @@ impl Runner {
         if self.halt_next.replace(false) {
             self.halt_soon.set(true);
         }
+        self.iteration_begins();
         let n = self.queued_len().max(1);
         self.iter_end.set(ticks.wrapping_add(n as u32));
         false
