@@ -139,6 +139,9 @@ pub(crate) struct Callbacks {
     /// The earliest deadline in the heap, in nanoseconds since `base`, or `NO_TIMER`:
     /// an iteration's start reads this, not the lock.
     next_due: AtomicU64,
+    /// There is a timer (`next_due` is not `NO_TIMER`): the runner reads it before it
+    /// calls [`Callbacks::begin_iteration`] at all.
+    armed: AtomicBool,
     base: Instant,
     /// The sleep of the loop's idle thread until the earliest deadline, and that deadline.
     alarm: Mutex<Option<(Instant, Alarm)>>,
@@ -220,6 +223,7 @@ impl Callbacks {
         Callbacks {
             queues: Mutex::new(Queues::default()),
             next_due: AtomicU64::new(NO_TIMER),
+            armed: AtomicBool::new(false),
             base: Instant::now(),
             alarm: Mutex::new(None),
             busy: AtomicBool::new(false),
@@ -285,7 +289,7 @@ impl Callbacks {
             let earliest = q.timers.peek().is_none_or(|t| when < t.when);
             q.timers.push(Timed { when, seq, handle: handle.clone(), callback, loc });
             if earliest {
-                self.next_due.store(self.nanos(when), Ordering::Relaxed);
+                self.set_next_due(self.nanos(when));
             }
             // The loop's thread sleeps until a later deadline (or none): it must look
             // again.
@@ -295,6 +299,20 @@ impl Callbacks {
             sleeper.wake();
         }
         TimerHandle { handle, when }
+    }
+
+    /// Sets `next_due` (under the lock), and `armed` with it.
+    fn set_next_due(&self, next: u64) {
+        self.next_due.store(next, Ordering::Relaxed);
+        let armed = next != NO_TIMER;
+        if self.armed.load(Ordering::Relaxed) != armed {
+            self.armed.store(armed, Ordering::Relaxed);
+        }
+    }
+
+    /// Set while there is a timer (see [`Callbacks::begin_iteration`]).
+    pub(crate) fn armed(&self) -> &AtomicBool {
+        &self.armed
     }
 
     /// `at` in nanoseconds since `base` (0 before it).
@@ -317,10 +335,18 @@ impl Callbacks {
     /// them to its ready queue, so that they run in this iteration, behind everything
     /// that was ready when it began. `mark` and `spawn_driver` are those of
     /// [`Callbacks::push_ready`].
+    #[inline]
     pub(crate) fn begin_iteration(&self, mark: impl Fn() -> PushMark, spawn_driver: impl FnOnce()) {
-        if !self.any_due() {
-            return;
+        if self.any_due() {
+            self.queue_due(mark, spawn_driver);
         }
+    }
+
+    /// [`Callbacks::begin_iteration`] with a timer due. Out of line: an iteration
+    /// begins as often as a task yields.
+    #[cold]
+    #[inline(never)]
+    fn queue_due(&self, mark: impl Fn() -> PushMark, spawn_driver: impl FnOnce()) {
         let mut due = Vec::new();
         let mut cancelled = Vec::new();
         let mut q = self.lock();
@@ -330,8 +356,7 @@ impl Callbacks {
             let to = if t.handle.is_cancelled() { &mut cancelled } else { &mut due };
             to.push((t.handle, t.callback, t.loc));
         }
-        let next = q.timers.peek().map_or(NO_TIMER, |t| self.nanos(t.when));
-        self.next_due.store(next, Ordering::Relaxed);
+        self.set_next_due(q.timers.peek().map_or(NO_TIMER, |t| self.nanos(t.when)));
         if !due.is_empty() {
             Self::queue_ready(&mut q, due, mark, spawn_driver);
             // What is scheduled from now on waits for the next iteration: it opens a
@@ -394,7 +419,7 @@ impl Callbacks {
         let dropped = {
             let mut q = self.lock();
             q.open = None;
-            self.next_due.store(NO_TIMER, Ordering::Relaxed);
+            self.set_next_due(NO_TIMER);
             (
                 std::mem::take(&mut q.ready),
                 std::mem::take(&mut q.timers),

@@ -765,9 +765,14 @@ impl EventLoop {
 
 /// The loop's timers in the iterations of its runs (see [`Callbacks`]).
 impl IterationHooks for EventLoop {
+    #[inline]
     fn begin_iteration(&self) {
         let ex = &self.inner.executor;
         self.inner.callbacks.begin_iteration(|| ex.push_mark(), || self.spawn_segment_driver());
+    }
+
+    fn armed(&self) -> &AtomicBool {
+        self.inner.callbacks.armed()
     }
 
     fn due(&self) -> bool {

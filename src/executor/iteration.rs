@@ -30,6 +30,11 @@ pub(crate) trait IterationHooks: Sync {
     /// the iteration's tasks.
     fn begin_iteration(&self);
 
+    /// Set while [`begin_iteration`](IterationHooks::begin_iteration) may have
+    /// something to do (the loop has timers): the runner reads it, and calls nothing
+    /// while it is clear.
+    fn armed(&self) -> &AtomicBool;
+
     /// Whether something waits for an iteration to begin (a timer is due): then tasks
     /// that wake each other from the LIFO slot must not stretch the current one
     /// forever. Asked once in a streak of batches.
@@ -70,8 +75,8 @@ impl Executor<'_> {
         // Made before the runner, so that it outlives it.
         let begin = || hooks.begin_iteration();
         let runner = Runner::new(state);
-        // SAFETY: `begin` outlives the runner (see above).
-        unsafe { runner.on_iteration(&begin) };
+        // SAFETY: `begin` outlives the runner (see above), and `hooks` this function.
+        unsafe { runner.on_iteration(&begin, hooks.armed()) };
         // SAFETY: `halt` outlives this function, and so the runner.
         unsafe { runner.begin_iterations(halt) };
         let mut out = None;

@@ -669,17 +669,30 @@ pub(crate) struct Runner {
     /// [`State::join`]).
     fenced: bool,
     /// See [`Runner::on_iteration`].
-    on_begin: Cell<BeginHook>,
+    on_begin: Cell<Option<BeginHook>>,
 }
 
-/// What an event loop's run does when an iteration begins (see
-/// [`Runner::on_iteration`]), or nothing.
+/// What an event loop's run does when an iteration begins, and the flag without which
+/// it has nothing to do (see [`Runner::on_iteration`]).
 #[derive(Clone, Copy)]
-struct BeginHook(Option<NonNull<dyn Fn() + Sync>>);
+struct BeginHook {
+    hook: NonNull<dyn Fn() + Sync>,
+    armed: NonNull<StdAtomicBool>,
+}
 
-// SAFETY: it points at a `Sync` closure, only called through a shared reference, and
-// `on_iteration` asks that it outlive the runner, wherever the runner moves.
+// SAFETY: it points at a `Sync` closure, only called through a shared reference, and at
+// an `AtomicBool`, only read; `on_iteration` asks that both outlive the runner, wherever
+// the runner moves.
 unsafe impl Send for BeginHook {}
+
+/// Calls an iteration's hook (see [`Runner::on_iteration`]). Out of line, so that the
+/// runner's look at an iteration's start stays small while the hook has nothing to do.
+#[cold]
+#[inline(never)]
+fn call_hook(hook: NonNull<dyn Fn() + Sync>) {
+    // SAFETY: `on_iteration` asks that the hook outlive the runner that passes it here.
+    unsafe { hook.as_ref()() }
+}
 
 /// The flag that ends an event loop's run (see [`Runner::begin_iterations`]), or null.
 #[derive(Clone, Copy)]
@@ -743,7 +756,7 @@ impl Runner {
             private_len: Cell::new(0),
             alone_pushes: Cell::new(0),
             fenced,
-            on_begin: Cell::new(BeginHook(None)),
+            on_begin: Cell::new(None),
         };
         // The first runner goes on its own at once (a runner that joins it pays a
         // barrier); one that finds itself alone later, after a while (see
@@ -755,22 +768,23 @@ impl Runner {
     }
 
     /// Makes `hook` run each time an iteration begins (the first one, in
-    /// [`begin_iterations`](Runner::begin_iterations), included), before the runner
-    /// counts the tasks that the iteration runs: an event loop queues its due timers
-    /// there, behind what is ready, as asyncio's `_run_once` does. Not at the look that
-    /// ends a run. Once an iteration, out of the busy paths.
+    /// [`begin_iterations`](Runner::begin_iterations), included) while `armed` is set,
+    /// before the runner counts the tasks that the iteration runs: an event loop
+    /// queues its due timers there, behind what is ready, as asyncio's `_run_once`
+    /// does (and keeps `armed` set while it has timers). Not at the look that ends a
+    /// run. Once an iteration, out of the busy paths; a load while `armed` is clear.
     ///
     /// # Safety
     ///
-    /// `hook` outlives the runner.
-    pub(crate) unsafe fn on_iteration(&self, hook: &(dyn Fn() + Sync)) {
+    /// `hook` and `armed` outlive the runner.
+    pub(crate) unsafe fn on_iteration(&self, hook: &(dyn Fn() + Sync), armed: &StdAtomicBool) {
         let hook = NonNull::from(hook);
         // SAFETY: only the lifetime is erased: the caller keeps `hook` alive as long as
         // the runner, which alone uses it.
         let hook = unsafe {
             std::mem::transmute::<NonNull<dyn Fn() + Sync + '_>, NonNull<dyn Fn() + Sync>>(hook)
         };
-        self.on_begin.set(BeginHook(Some(hook)));
+        self.on_begin.set(Some(BeginHook { hook, armed: NonNull::from(armed) }));
     }
 
     /// Ends an iteration that tasks waking each other from the LIFO slot stretch (see
@@ -787,12 +801,14 @@ impl Runner {
         }
     }
 
-    /// Runs the hook of [`on_iteration`](Runner::on_iteration), if any.
-    #[cold]
+    /// Runs the hook of [`on_iteration`](Runner::on_iteration), if any and armed.
+    #[inline]
     fn iteration_begins(&self) {
-        if let Some(hook) = self.on_begin.get().0 {
-            // SAFETY: `on_iteration` asks that the hook outlive the runner.
-            unsafe { hook.as_ref()() }
+        if let Some(BeginHook { hook, armed }) = self.on_begin.get() {
+            // SAFETY: `on_iteration` asks that both outlive the runner.
+            if unsafe { armed.as_ref() }.load(Ordering::Relaxed) {
+                call_hook(hook);
+            }
         }
     }
 
