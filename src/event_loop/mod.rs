@@ -499,6 +499,11 @@ impl EventLoop {
     /// Schedules `callback` to run after `delay`. Callbacks run by deadline; equal
     /// deadlines run in the order they were scheduled.
     ///
+    /// As in asyncio, a timed callback runs in the first iteration of the loop that
+    /// begins once its deadline has passed, behind the callbacks and task steps that
+    /// were ready when that iteration began (so `call_later(Duration::ZERO, ..)` runs
+    /// after the callbacks already scheduled with `call_soon`).
+    ///
     /// # Panics
     ///
     /// If the loop is closed.
@@ -525,7 +530,9 @@ impl EventLoop {
         self.call_at(when, callback)
     }
 
-    /// Schedules `callback` to run at `when` (a time from [`EventLoop::time`]).
+    /// Schedules `callback` to run at `when` (a time from [`EventLoop::time`]), in the
+    /// order [`call_later`](EventLoop::call_later) describes. A `when` in the past is
+    /// due at once.
     ///
     /// # Panics
     ///
