@@ -383,6 +383,45 @@ fn a_timer_runs_while_two_tasks_ping_pong() {
     lp.close().unwrap();
 }
 
+/// A timer scheduled with no delay by `run_until_complete`'s future as it completes runs
+/// before the run returns, as asyncio runs it (in the iteration of the done callback
+/// that stops the loop), also while two tasks wake each other from the LIFO slot.
+///
+/// ```python
+/// async def main():
+///     await asyncio.sleep(0.005)
+///     loop.call_later(0, log.append, "timer")
+/// # pinger and ponger exchange items over two asyncio.Queue(1) forever
+/// loop.run_until_complete(main())
+/// print(log)  # ['timer']
+/// ```
+#[test]
+fn a_timer_scheduled_as_the_main_future_completes_runs_before_the_run_returns() {
+    for ping_pong in [false, true] {
+        for _ in 0..5 {
+            let lp = EventLoop::new().unwrap();
+            let go = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            if ping_pong {
+                ping_pong_until(&lp, &go);
+            }
+            let dog = watchdog(&go);
+            let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (me, r) = (lp.clone(), ran.clone());
+            lp.run_until_complete(async move {
+                polyloop::sleep(Duration::from_millis(5)).await;
+                me.call_later(Duration::ZERO, move || r.store(true, Ordering::SeqCst));
+            })
+            .unwrap();
+            let ran = ran.load(Ordering::SeqCst);
+            go.store(false, Ordering::SeqCst);
+            assert!(!dog.join().unwrap(), "the run did not return while two tasks ping-ponged");
+            lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
+            lp.close().unwrap();
+            assert!(ran, "the timer did not run before the run returned (ping-pong: {ping_pong})");
+        }
+    }
+}
+
 /// A run that ends with tasks still queued leaves them in the order they were queued:
 /// one queued by a task on the loop's thread, then one queued from another thread,
 /// run in that order in the next run.

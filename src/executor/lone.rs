@@ -25,8 +25,8 @@
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Whether this process registered for expedited barriers: [`UNKNOWN`] until first
-/// asked, then [`YES`] or [`NO`].
+/// Whether this process registered for expedited barriers: [`UNKNOWN`] until it tried
+/// (as it starts: see [`REGISTER_AT_START`]), then [`YES`] or [`NO`].
 #[cfg(not(loom))]
 static REGISTERED: AtomicU8 = AtomicU8::new(UNKNOWN);
 #[cfg(not(loom))]
@@ -40,6 +40,8 @@ const NO: u8 = 2;
 std::thread_local! {
     /// Makes [`heavy`] fail on this thread, to test what a runner that joins does then.
     pub(crate) static FAIL_HEAVY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// How many times [`heavy`] was called on this thread.
+    pub(crate) static HEAVY_CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Whether this process can make its other threads execute a memory barrier on demand
@@ -47,10 +49,24 @@ std::thread_local! {
 #[cfg(not(loom))]
 #[inline]
 pub(crate) fn available() -> bool {
-    match REGISTERED.load(Ordering::Relaxed) {
-        UNKNOWN => register(),
-        known => known == YES,
-    }
+    // Named here so that the linker keeps it (it would drop an object file that only
+    // a section of the executable refers to).
+    let _ = std::hint::black_box(&REGISTER_AT_START);
+    REGISTERED.load(Ordering::Relaxed) == YES
+}
+
+/// Registers for expedited barriers as the process starts, before `main`: while the
+/// process has one thread the kernel registers it at once, where later it waits for a
+/// grace period of every CPU (10–15 ms measured), which a program would feel as a
+/// pause the first time a runner goes on its own.
+#[cfg(not(loom))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static REGISTER_AT_START: extern "C" fn() = register_at_start;
+
+#[cfg(not(loom))]
+extern "C" fn register_at_start() {
+    register();
 }
 
 /// Registers this process for expedited barriers; whether that worked.
@@ -63,10 +79,10 @@ fn register() -> bool {
     ok
 }
 
-/// Forgets that a barrier failed (after a test injected the failure).
+/// Forgets that a barrier failed (after a test injected the failure): registers again.
 #[cfg(all(test, not(loom)))]
 pub(crate) fn forget() {
-    REGISTERED.store(UNKNOWN, Ordering::Relaxed);
+    register();
 }
 
 /// Loom cannot model `membarrier`: under the model checks, runners always use atomics.
@@ -81,6 +97,8 @@ pub(crate) fn available() -> bool {
 #[cold]
 pub(crate) fn heavy() -> bool {
     use rustix::thread::{MembarrierCommand, membarrier};
+    #[cfg(test)]
+    HEAVY_CALLS.set(HEAVY_CALLS.get() + 1);
     #[cfg(test)]
     let failing = FAIL_HEAVY.get();
     #[cfg(not(test))]

@@ -138,8 +138,8 @@ pub(crate) struct Local {
     slot: AtomicPtr<()>,
     /// Tasks the runner started; only the runner writes it.
     started: AtomicU64,
-    /// The runner's thread ([`thread_id`]).
-    thread: u64,
+    /// The thread that runs the runner now ([`thread_id`]; a run's future may move).
+    thread: AtomicU64,
     /// Set by the runner while it is on its own (see [`Runner::lone_begin`]).
     armed: AtomicBool,
     /// Set by the runner on its own around each plain operation on its slot or its
@@ -175,6 +175,21 @@ impl Local {
     fn may_take(&self, fenced: bool) -> bool {
         // After the barrier, `State::join` waited for the operation under way, if any.
         fenced || !self.armed.load(Ordering::Acquire)
+    }
+
+    /// Queues tasks taken out of the private queue: in the local queue, where the
+    /// runner looks before the global one (they were queued before anything there),
+    /// and where other runners can steal them; what does not fit, in the global one.
+    /// Whether there were any.
+    fn requeue(&self, state: &State, tasks: VecDeque<Runnable>) -> bool {
+        let any = !tasks.is_empty();
+        for r in tasks {
+            if let Err(PushError::Full(r) | PushError::Closed(r)) = self.queue.push(r) {
+                let _ = state.global.push(r);
+                state.note_queued();
+            }
+        }
+        any
     }
 
     /// Takes the task in the slot, if any.
@@ -410,9 +425,19 @@ impl State {
     #[inline]
     fn push_back(&self, runner: &Runner, runnable: Runnable) {
         runner.count_push();
-        let shared_empty = self.global.is_empty() && self.home.is_empty();
-        let runnable = if shared_empty { runner.push_private(runnable) } else { Some(runnable) };
-        let Some(runnable) = runnable else { return };
+        let mut shared_empty = self.global.is_empty() && self.home.is_empty();
+        let runnable = if shared_empty {
+            let was_lone = runner.lone.get();
+            let Some(runnable) = runner.push_private(runnable) else { return };
+            if was_lone {
+                // It gave up being on its own just now: its private tasks may have
+                // spilled into the global queue.
+                shared_empty = self.global.is_empty() && self.home.is_empty();
+            }
+            runnable
+        } else {
+            runnable
+        };
         let spilled = if shared_empty {
             match runner.local.queue.push(runnable) {
                 Ok(()) => None,
@@ -533,17 +558,18 @@ impl State {
 
     /// Drops every queued runnable.
     fn drain(&self) {
-        // The private queue of this thread's runner, if it is on its own (a task of
-        // its cancels the executor): dropped here, where `join` would move it.
-        if let Some(runner) = self.own_runner() {
-            runner.drop_private();
-        }
         // Counted as a runner meanwhile: a runner on its own gives its private queue
-        // up (to the global queue) and takes the atomic way from its next operation on.
+        // up (to its local queue) and takes the atomic way from its next operation on.
         let fenced = self.join();
         if !fenced {
             // Idle runners on their own give it up as they go back to sleep.
             self.notify_all();
+        }
+        // This thread's runner (a task of its cancels the executor) gives it up now.
+        if let Some(runner) = self.own_runner() {
+            if runner.lone.get() {
+                runner.give_up_lone();
+            }
         }
         while self.global.pop().is_ok() {}
         self.home.drain(self);
@@ -552,7 +578,7 @@ impl State {
         for local in locals {
             while local.queue.pop().is_ok() {}
             // The runners of this thread (nested ones too) are in no operation now.
-            while local.thread != this_thread && !local.may_take(fenced) {
+            while local.thread.load(Ordering::Relaxed) != this_thread && !local.may_take(fenced) {
                 std::thread::yield_now();
             }
             drop(local.take_slot());
@@ -577,15 +603,16 @@ impl State {
         if before == 0 || !self.lone.load(Ordering::SeqCst) {
             return true;
         }
-        if !lone::heavy() {
+        let locals = self.locals.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let this_thread = thread_id();
+        let armed = || locals.iter().filter(|l| l.armed.load(Ordering::Acquire));
+        // A runner of this thread (a task of it joins) needs no barrier: a thread sees
+        // its own operations in order.
+        if armed().any(|l| l.thread.load(Ordering::Relaxed) != this_thread) && !lone::heavy() {
             // It sees the count at its next operation, and moves them itself.
             return false;
         }
-        let locals = self.locals.read().unwrap_or_else(PoisonError::into_inner).clone();
-        for local in &locals {
-            if !local.armed.load(Ordering::Acquire) {
-                continue;
-            }
+        for local in armed() {
             // A plain operation under way ends soon; every later one sees the count.
             while local.in_op.load(Ordering::Acquire) {
                 std::thread::yield_now();
@@ -603,14 +630,8 @@ impl State {
                 // SAFETY: the owner does no plain operation any more, and this thread
                 // won the queue.
                 let tasks = std::mem::take(unsafe { &mut *local.private.get() });
-                let moved = !tasks.is_empty();
-                for r in tasks {
-                    let _ = self.global.push(r);
-                }
+                local.requeue(self, tasks);
                 local.private_state.store(PRIVATE_MOVED, Ordering::Release);
-                if moved {
-                    self.note_queued();
-                }
             }
         }
         true
@@ -729,7 +750,7 @@ impl Runner {
             queue: ConcurrentQueue::bounded(LOCAL_CAPACITY),
             slot: AtomicPtr::new(ptr::null_mut()),
             started: AtomicU64::new(0),
-            thread: thread_id(),
+            thread: AtomicU64::new(thread_id()),
             armed: AtomicBool::new(false),
             in_op: AtomicBool::new(false),
             private: UnsafeCell::new(VecDeque::new()),
@@ -826,6 +847,9 @@ impl Runner {
             if self.state.runners.load(Ordering::Acquire) == 1 {
                 return;
             }
+            // Not alone any more: a runner that only ever takes tasks from the global
+            // queue would otherwise stay on its own until it sleeps.
+            self.give_up_lone();
         } else {
             self.count_alone_push();
         }
@@ -950,11 +974,7 @@ impl Runner {
     #[cold]
     #[inline(never)]
     fn give_up_lone(&self) {
-        let moved = self.take_private();
-        let any = !moved.is_empty();
-        for r in moved {
-            let _ = self.state.global.push(r);
-        }
+        let any = self.local.requeue(&self.state, self.take_private());
         // After the move: a runner that sees this one no longer armed finds them.
         self.leave_lone();
         if any {
@@ -1170,6 +1190,7 @@ impl Runner {
 
     /// Makes wake-ups on this thread go to this runner until the guard drops.
     pub(crate) fn enter(&self) -> RunnerGuard {
+        self.local.thread.store(thread_id(), Ordering::Relaxed);
         let prev = RUNNER.with(|cell| cell.replace((Arc::as_ptr(&self.state), self)));
         RunnerGuard { prev }
     }
@@ -1200,10 +1221,16 @@ impl Runner {
             // or the loop's future forever: with one of those pending, this is the
             // iteration's end.
             if self.nothing_queued() {
-                if self.end_pending() && self.iteration_boundary(self.tick()) {
-                    // The task waits first in line.
-                    self.state.push_back(self, r);
-                    return None;
+                if self.end_pending() {
+                    if self.iteration_boundary(self.tick()) {
+                        // The task waits first in line.
+                        self.state.push_back(self, r);
+                        return None;
+                    }
+                    // A new iteration began at this look, counting what was queued
+                    // then (the due timers, say); this look returns a task that is
+                    // not among them.
+                    self.iter_end.set(self.iter_end.get().wrapping_add(1));
                 }
                 return Some(r);
             }
@@ -1223,8 +1250,8 @@ impl Runner {
                 return Some(r);
             }
         }
-        // Then the private queue, which only grows while the local one is empty (it
-        // only had the tasks of before this runner went on its own).
+        // Then the private queue: what the local queue holds was queued before this
+        // runner went on its own, so before the private queue's tasks.
         if let Some(r) = self.pop_private() {
             return Some(r);
         }
@@ -1295,21 +1322,6 @@ impl Runner {
             && self.local.queue.is_empty()
             && self.state.global.is_empty()
             && self.state.home.is_empty()
-    }
-
-    /// Drops the tasks of the private queue (the executor cancels its tasks on this
-    /// thread, where no plain operation is under way).
-    fn drop_private(&self) {
-        if self.private_len.get() > 0 && self.lone_begin() {
-            // SAFETY: as in `push_private`.
-            let tasks = std::mem::take(unsafe { &mut *self.local.private.get() });
-            self.lone_end();
-            self.private_len.set(0);
-            // Out of the plain operation: dropping a task may queue others.
-            drop(tasks);
-        }
-        // If the runner was no longer on its own, `lone_begin` moved the tasks to the
-        // global queue.
     }
 
     fn pop_home(&self) -> Option<Runnable> {
@@ -1625,6 +1637,34 @@ mod tests {
     }
 
     #[test]
+    fn a_runner_joining_one_of_its_own_thread_forces_no_barrier() {
+        let _serial = serial();
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        assert!(owner.lone.get());
+        // As a task of the owner running the executor again, nested: no barrier.
+        let before = lone::HEAVY_CALLS.get();
+        let nested = Runner::new(&state);
+        assert!(nested.fenced);
+        assert_eq!(lone::HEAVY_CALLS.get(), before);
+        drop(nested);
+        // The owner sees it and is no longer on its own; alone again, it goes on its
+        // own after a while, and a runner of another thread then forces the barrier.
+        assert!(owner.put_slot(task(&state)).is_none());
+        assert!(!owner.lone.get());
+        assert!(owner.take_own_slot().is_some());
+        assert!(put_and_take_alone(&state, &owner));
+        let st = state.clone();
+        let calls = std::thread::spawn(move || {
+            let joiner = Runner::new(&st);
+            (joiner.fenced, lone::HEAVY_CALLS.get())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(calls, (true, 1));
+    }
+
+    #[test]
     fn a_joiner_moves_the_private_queue_of_a_runner_on_its_own_in_order() {
         let _serial = serial();
         let state = Arc::new(State::new());
@@ -1639,15 +1679,46 @@ mod tests {
         assert_eq!(owner.private_len.get(), 5);
         assert!(owner.local.queue.is_empty() && state.global.is_empty());
 
-        let joiner = Runner::new(&state);
-        assert!(joiner.fenced);
-        let moved: Vec<usize> = state.global.try_iter().map(|r| id(&r)).collect();
+        // From another thread (one of the owner's own needs no barrier).
+        let st = state.clone();
+        let fenced = std::thread::spawn(move || Runner::new(&st).fenced).join().unwrap();
+        assert!(fenced);
+        // Into the owner's local queue, where the other runners steal from.
+        let moved: Vec<usize> =
+            std::iter::from_fn(|| owner.local.queue.pop().ok()).map(|r| id(&r)).collect();
         assert_eq!(moved, ids, "every task, once, in the order queued");
+        assert!(state.global.is_empty());
         // The owner sees it at its next operation: nothing is left to it.
         assert!(owner.pop_private().is_none());
         assert!(!owner.lone.get());
         assert_eq!(owner.private_len.get(), 0);
-        drop(joiner);
+    }
+
+    #[test]
+    fn tasks_moved_out_of_a_private_queue_keep_their_place_before_newer_ones() {
+        let _serial = serial();
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        let _entered = owner.enter();
+        assert!(owner.lone.get());
+        let mut order = Vec::new();
+        // Two tasks queued by the runner on its own, then one from another thread,
+        // then one more by the runner (behind the latter, in the global queue).
+        for _ in 0..2 {
+            let t = task(&state);
+            order.push(id(&t));
+            state.push_back(&owner, t);
+        }
+        let t = task(&state);
+        order.push(id(&t));
+        state.push_global(t);
+        let t = task(&state);
+        order.push(id(&t));
+        state.push_back(&owner, t);
+        // A runner joins and leaves before the owner looks.
+        drop(Runner::new(&state));
+        let found: Vec<usize> = std::iter::from_fn(|| owner.find()).map(|r| id(&r)).collect();
+        assert_eq!(found, order);
     }
 
     #[test]
@@ -1667,26 +1738,40 @@ mod tests {
         }
         assert_eq!(owner.private_len.get(), 1);
 
-        lone::FAIL_HEAVY.set(true);
-        let joiner = Runner::new(&state);
-        lone::FAIL_HEAVY.set(false);
-        assert!(!joiner.fenced);
-        assert!(!lone::available(), "after a failed barrier nobody goes on its own");
+        // A runner joins from another thread, and its barrier fails.
+        let (looked_tx, looked_rx) = mpsc::channel::<Watched>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let st = state.clone();
+        let joiner = std::thread::spawn(move || {
+            lone::FAIL_HEAVY.set(true);
+            let joiner = Runner::new(&st);
+            assert!(!joiner.fenced);
+            assert!(!lone::available(), "after a failed barrier nobody goes on its own");
+            looked_tx.send(watch_twice(&joiner)).unwrap();
+            go_rx.recv().unwrap();
+            looked_tx.send(watch_twice(&joiner)).unwrap();
+            // Keep the task it took alive (and so its address) until the owner looked.
+            go_rx.recv().unwrap();
+        });
         // The owner has not seen the joiner yet: its slot and private queue are left
         // alone.
-        assert!(matches!(watch_twice(&joiner), Watched::Occupied));
+        assert!(matches!(looked_rx.recv().unwrap(), Watched::Occupied));
         assert!(state.global.is_empty());
-        // Its next operation sees it, and is atomic; its private queue goes to the
-        // global queue.
+        // Its next operation sees it, and is atomic; its private queue goes to its
+        // local queue, where the joiner can steal it.
         let taken = owner.take_own_slot().expect("the owner's task is still there");
         assert_eq!(id(&taken), first_id);
         assert!(!owner.local.armed.load(Ordering::Relaxed));
-        let moved: Vec<usize> = state.global.try_iter().map(|r| id(&r)).collect();
+        let moved: Vec<usize> =
+            std::iter::from_fn(|| owner.local.queue.pop().ok()).map(|r| id(&r)).collect();
         assert_eq!(moved, [queued_id]);
         // From then on the joiner may take from that slot.
         assert!(owner.put_slot(taken).is_none());
-        assert!(matches!(watch_twice(&joiner), Watched::Took));
+        go_tx.send(()).unwrap();
+        assert!(matches!(looked_rx.recv().unwrap(), Watched::Took));
         assert!(owner.take_own_slot().is_none());
+        go_tx.send(()).unwrap();
+        joiner.join().unwrap();
     }
 
     #[test]
