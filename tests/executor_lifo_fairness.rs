@@ -64,12 +64,7 @@ fn busy_runner_with_a_task_in_its_slot(before: usize, warm_up: bool, after: usiz
 
     let ex = Arc::new(polyloop::Executor::new());
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    let start_runner = || {
-        let (ex, stop) = (ex.clone(), stop_rx.clone());
-        std::thread::spawn(move || {
-            futures_lite::future::block_on(ex.run(async move { stop.recv().await.ok() }))
-        })
-    };
+    let start_runner = || start_runner(&ex, &stop_rx);
     let mut runners: Vec<_> = (0..before).map(|_| start_runner()).collect();
 
     if warm_up {
@@ -161,12 +156,7 @@ fn runners_joining_and_leaving_around_a_ping_pong_lose_and_repeat_nothing() {
     let ex = Arc::new(polyloop::Executor::new());
     let done = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    let owner = {
-        let (ex, stop) = (ex.clone(), stop_rx.clone());
-        std::thread::spawn(move || {
-            futures_lite::future::block_on(ex.run(async move { stop.recv().await.ok() }))
-        })
-    };
+    let owner = start_runner(&ex, &stop_rx);
     let joiners: Vec<_> = (0..2)
         .map(|_| {
             let (ex, done) = (ex.clone(), done.clone());
@@ -236,12 +226,7 @@ fn tasks_queued_by_a_runner_on_its_own_are_run_by_a_runner_that_joins() {
 
     let ex = Arc::new(polyloop::Executor::new());
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    let start_runner = || {
-        let (ex, stop) = (ex.clone(), stop_rx.clone());
-        std::thread::spawn(move || {
-            futures_lite::future::block_on(ex.run(async move { stop.recv().await.ok() }))
-        })
-    };
+    let start_runner = || start_runner(&ex, &stop_rx);
     let mut runners = vec![start_runner()];
     let ran = Arc::new(AtomicUsize::new(0));
     let queued = Arc::new(AtomicBool::new(false));
@@ -278,4 +263,15 @@ fn tasks_queued_by_a_runner_on_its_own_are_run_by_a_runner_that_joins() {
          that joined was idle"
     );
     assert_eq!(ran.load(Ordering::SeqCst), TASKS);
+}
+
+/// Starts a thread that runs `ex`'s tasks until `stop` is closed.
+fn start_runner(
+    ex: &Arc<polyloop::Executor<'static>>,
+    stop: &async_channel::Receiver<()>,
+) -> std::thread::JoinHandle<Option<()>> {
+    let (ex, stop) = (ex.clone(), stop.clone());
+    std::thread::spawn(move || {
+        futures_lite::future::block_on(ex.run(async move { stop.recv().await.ok() }))
+    })
 }
