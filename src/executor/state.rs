@@ -1148,7 +1148,15 @@ impl Runner {
 
     /// How many tasks wait in this runner's queue and the shared ones.
     fn queued_len(&self) -> usize {
-        let local = self.local.queue.len() + self.private_len.get();
+        // Once a runner that joined took the private queue over, its tasks are counted
+        // where they went (this runner's `private_len` is only reset at its next
+        // operation).
+        let private = if self.local.private_state.load(Ordering::Relaxed) == PRIVATE_OPEN {
+            self.private_len.get()
+        } else {
+            0
+        };
+        let local = self.local.queue.len() + private;
         if self.state.nothing_queued() {
             return local;
         }
@@ -1662,6 +1670,23 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(calls, (true, 1));
+    }
+
+    #[test]
+    fn tasks_moved_out_of_a_private_queue_are_counted_once_for_the_iteration() {
+        let _serial = serial();
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        let _entered = owner.enter();
+        for _ in 0..3 {
+            state.push_back(&owner, task(&state));
+        }
+        assert_eq!(owner.queued_len(), 3);
+        // A nested run moves them to the owner's local queue before the owner looks.
+        let nested = Runner::new(&state);
+        assert_eq!(owner.local.queue.len(), 3);
+        assert_eq!(owner.queued_len(), 3, "counted in the private queue and again");
+        drop(nested);
     }
 
     #[test]
