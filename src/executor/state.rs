@@ -138,7 +138,9 @@ pub(crate) struct Local {
     slot: AtomicPtr<()>,
     /// Tasks the runner started; only the runner writes it.
     started: AtomicU64,
-    /// The thread that runs the runner now ([`thread_id`]; a run's future may move).
+    /// The thread the runner is entered on ([`thread_id`]), while it is (see
+    /// [`Runner::enter`]); 0 between polls of its run, whose future may move to another
+    /// thread meanwhile.
     thread: AtomicU64,
     /// Set by the runner while it is on its own (see [`Runner::lone_begin`]).
     armed: AtomicBool,
@@ -750,7 +752,7 @@ impl Runner {
             queue: ConcurrentQueue::bounded(LOCAL_CAPACITY),
             slot: AtomicPtr::new(ptr::null_mut()),
             started: AtomicU64::new(0),
-            thread: AtomicU64::new(thread_id()),
+            thread: AtomicU64::new(0),
             armed: AtomicBool::new(false),
             in_op: AtomicBool::new(false),
             private: UnsafeCell::new(VecDeque::new()),
@@ -1197,10 +1199,14 @@ impl Runner {
     }
 
     /// Makes wake-ups on this thread go to this runner until the guard drops.
+    ///
+    /// A runner does its operations only while entered: the thread noted in its
+    /// [`Local`] meanwhile is the one that does them (see [`State::join`]).
     pub(crate) fn enter(&self) -> RunnerGuard {
-        self.local.thread.store(thread_id(), Ordering::Relaxed);
+        let thread = &self.local.thread;
+        let prev_thread = thread.swap(thread_id(), Ordering::Relaxed);
         let prev = RUNNER.with(|cell| cell.replace((Arc::as_ptr(&self.state), self)));
-        RunnerGuard { prev }
+        RunnerGuard { prev, thread, prev_thread }
     }
 
     /// Finds the next runnable: LIFO slot, local, home, global, then stolen from
@@ -1521,11 +1527,18 @@ impl Drop for Runner {
 /// Restores the previous runner of this thread when dropped.
 pub(crate) struct RunnerGuard {
     prev: (*const State, *const Runner),
+    /// The runner's [`Local::thread`], and what it held before.
+    thread: *const AtomicU64,
+    prev_thread: u64,
 }
 
 impl Drop for RunnerGuard {
     fn drop(&mut self) {
         let _ = RUNNER.try_with(|cell| cell.set(self.prev));
+        // SAFETY: the guard is dropped before the runner it entered (whose `Local` an
+        // `Arc` keeps), as `enter`'s callers keep it in the scope where they use the
+        // runner.
+        unsafe { (*self.thread).store(self.prev_thread, Ordering::Relaxed) };
     }
 }
 
@@ -1652,14 +1665,25 @@ mod tests {
         assert!(owner.lone.get());
         // As a task of the owner running the executor again, nested: no barrier.
         let before = lone::HEAVY_CALLS.get();
+        let entered = owner.enter();
         let nested = Runner::new(&state);
         assert!(nested.fenced);
         assert_eq!(lone::HEAVY_CALLS.get(), before);
         drop(nested);
+        drop(entered);
         // The owner sees it and is no longer on its own; alone again, it goes on its
         // own after a while, and a runner of another thread then forces the barrier.
         assert!(owner.put_slot(task(&state)).is_none());
         assert!(!owner.lone.get());
+        assert!(owner.take_own_slot().is_some());
+        assert!(put_and_take_alone(&state, &owner));
+        // Between polls of its run (not entered), the owner's run may be polled on
+        // another thread at any time: a runner joining from this thread then forces
+        // the barrier too.
+        let before = lone::HEAVY_CALLS.get();
+        drop(Runner::new(&state));
+        assert_eq!(lone::HEAVY_CALLS.get(), before + 1);
+        assert!(owner.put_slot(task(&state)).is_none());
         assert!(owner.take_own_slot().is_some());
         assert!(put_and_take_alone(&state, &owner));
         let st = state.clone();
