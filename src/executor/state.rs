@@ -1204,7 +1204,9 @@ impl Runner {
     /// [`Local`] meanwhile is the one that does them (see [`State::join`]).
     pub(crate) fn enter(&self) -> RunnerGuard {
         let thread = &self.local.thread;
-        let prev_thread = thread.swap(thread_id(), Ordering::Relaxed);
+        // Only the thread that polls the runner's run writes it: no read-modify-write.
+        let prev_thread = thread.load(Ordering::Relaxed);
+        thread.store(thread_id(), Ordering::Relaxed);
         let prev = RUNNER.with(|cell| cell.replace((Arc::as_ptr(&self.state), self)));
         RunnerGuard { prev, thread, prev_thread }
     }
