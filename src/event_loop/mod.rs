@@ -502,7 +502,10 @@ impl EventLoop {
     /// As in asyncio, a timed callback runs in the first iteration of the loop that
     /// begins once its deadline has passed, behind the callbacks and task steps that
     /// were ready when that iteration began (so `call_later(Duration::ZERO, ..)` runs
-    /// after the callbacks already scheduled with `call_soon`).
+    /// after the callbacks already scheduled with `call_soon`). Iterations are those
+    /// of the loop's own run (`run_forever`, `run_until_complete`): while the loop is
+    /// not running, a due callback waits for it, even on a loop whose workers run its
+    /// tasks (see [`EventLoop::run_worker`]).
     ///
     /// # Panics
     ///
@@ -591,7 +594,10 @@ impl EventLoop {
     /// open while the worker runs; a pool whose workers should not keep it open calls
     /// [`WeakEventLoop::run_worker`] instead. Inside, [`get_running_loop`] returns this
     /// loop, so `spawn` works from tasks on the workers. Workers help whether or not
-    /// the loop itself is running. The worker runs inside the loop's
+    /// the loop itself is running, with tasks and `call_soon` callbacks; timed
+    /// callbacks (`call_later`, `call_at`) join the line as an iteration of the loop's
+    /// own run begins, as asyncio's do, so they wait for that run. The worker runs
+    /// inside the loop's
     /// [runner context](LoopBuilder::runner_context), as the loop's own thread does.
     ///
     /// # Errors

@@ -49,8 +49,8 @@ std::thread_local! {
 #[cfg(not(loom))]
 #[inline]
 pub(crate) fn available() -> bool {
-    // Named here so that the linker keeps it (it would drop an object file that only
-    // a section of the executable refers to).
+    // Named here as well as `#[used]`, so that nothing between here and the linker
+    // can leave it out.
     let _ = std::hint::black_box(&REGISTER_AT_START);
     REGISTERED.load(Ordering::Relaxed) == YES
 }

@@ -1238,15 +1238,16 @@ impl Runner {
             // iteration's end.
             if self.nothing_queued() {
                 if self.end_pending() {
-                    if self.iteration_boundary(self.tick()) {
+                    let ticks = self.tick();
+                    if self.iteration_boundary(ticks) {
                         // The task waits first in line.
                         self.state.push_back(self, r);
                         return None;
                     }
-                    // A new iteration began at this look, counting what was queued
-                    // then (the due timers, say); this look returns a task that is
-                    // not among them.
-                    self.iter_end.set(self.iter_end.get().wrapping_add(1));
+                    // A new iteration began at this look: this task, then what was
+                    // queued as it began (the due timers, say), and no more.
+                    let n = self.queued_len() as u32;
+                    self.iter_end.set(ticks.wrapping_add(n).wrapping_add(1));
                 }
                 return Some(r);
             }
@@ -1987,6 +1988,35 @@ mod tests {
         let lost = queued.iter().filter(|t| !seen.contains(t)).count();
         assert_eq!((repeated, lost), (0, 0), "tasks owned twice, and lost ({joins} joins)");
         assert!(lone_ops > 0 && joins > 0, "{lone_ops} operations on its own, {joins} joins");
+    }
+
+    /// The look that begins a run's last iteration in the LIFO path, with nothing
+    /// queued: the slot's task it returns is that iteration's only one, and what that
+    /// task queues at the back of the line waits for the next run, as in asyncio.
+    #[test]
+    fn the_last_iteration_begun_in_the_lifo_path_runs_only_the_slots_task() {
+        let _serial = serial();
+        let state = Arc::new(State::new());
+        let runner = Runner::new(&state);
+        let _entered = runner.enter();
+        let halt = StdAtomicBool::new(false);
+        // SAFETY: `halt` outlives the runner (declared before it is dropped).
+        unsafe { runner.begin_iterations(&halt) };
+        // The first iteration, empty.
+        assert!(runner.find().is_none());
+        // Two tasks waking each other from the slot, a whole streak of them.
+        for _ in 0..MAX_LIFO_STREAK {
+            assert!(runner.put_slot(task(&state)).is_none());
+            assert!(runner.find().is_some());
+        }
+        // The main future completed meanwhile: the run ends after the next iteration.
+        runner.halt_after_next();
+        assert!(runner.put_slot(task(&state)).is_none());
+        assert!(runner.find().is_some(), "the slot's task begins the last iteration");
+        // It queues a task at the back of the line (it yields, say).
+        state.push_back(&runner, task(&state));
+        assert!(runner.find().is_none(), "a task queued in the last iteration ran in it");
+        assert!(runner.halted());
     }
 
     #[test]
