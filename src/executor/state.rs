@@ -1585,6 +1585,15 @@ mod tests {
         Serial(SERIAL.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// The tests' lock, an executor's state, and its first runner, on its own.
+    fn alone() -> (Serial, Arc<State>, Runner) {
+        let serial = serial();
+        let state = Arc::new(State::new());
+        let owner = Runner::new(&state);
+        assert!(owner.lone.get(), "the first runner goes on its own");
+        (serial, state, owner)
+    }
+
     impl Drop for Serial {
         fn drop(&mut self) {
             lone::FAIL_HEAVY.set(false);
@@ -1634,10 +1643,7 @@ mod tests {
 
     #[test]
     fn a_runner_on_its_own_uses_plain_operations_and_a_joiner_still_takes_from_it() {
-        let _serial = serial();
-        let state = Arc::new(State::new());
-        let owner = Runner::new(&state);
-        assert!(put_and_take_alone(&state, &owner));
+        let (_serial, state, owner) = alone();
         assert!(owner.put_slot(task(&state)).is_none());
 
         // A runner joins (the barrier works) while the task waits in the slot: it sees
@@ -1662,10 +1668,7 @@ mod tests {
 
     #[test]
     fn a_runner_joining_one_of_its_own_thread_forces_no_barrier() {
-        let _serial = serial();
-        let state = Arc::new(State::new());
-        let owner = Runner::new(&state);
-        assert!(owner.lone.get());
+        let (_serial, state, owner) = alone();
         // As a task of the owner running the executor again, nested: no barrier.
         let before = lone::HEAVY_CALLS.get();
         let entered = owner.enter();
@@ -1701,9 +1704,7 @@ mod tests {
 
     #[test]
     fn tasks_moved_out_of_a_private_queue_are_counted_once_for_the_iteration() {
-        let _serial = serial();
-        let state = Arc::new(State::new());
-        let owner = Runner::new(&state);
+        let (_serial, state, owner) = alone();
         let _entered = owner.enter();
         for _ in 0..3 {
             state.push_back(&owner, task(&state));
@@ -1718,11 +1719,8 @@ mod tests {
 
     #[test]
     fn a_joiner_moves_the_private_queue_of_a_runner_on_its_own_in_order() {
-        let _serial = serial();
-        let state = Arc::new(State::new());
-        let owner = Runner::new(&state);
+        let (_serial, state, owner) = alone();
         let _entered = owner.enter();
-        assert!(owner.lone.get());
         let tasks: Vec<Runnable> = (0..5).map(|_| task(&state)).collect();
         let ids: Vec<usize> = tasks.iter().map(id).collect();
         for t in tasks {
@@ -1748,11 +1746,8 @@ mod tests {
 
     #[test]
     fn tasks_moved_out_of_a_private_queue_keep_their_place_before_newer_ones() {
-        let _serial = serial();
-        let state = Arc::new(State::new());
-        let owner = Runner::new(&state);
+        let (_serial, state, owner) = alone();
         let _entered = owner.enter();
-        assert!(owner.lone.get());
         let mut order = Vec::new();
         // Two tasks queued by the runner on its own, then one from another thread,
         // then one more by the runner (behind the latter, in the global queue).
@@ -1775,10 +1770,7 @@ mod tests {
 
     #[test]
     fn without_the_barrier_a_joiner_waits_until_the_lone_runner_saw_it() {
-        let _serial = serial();
-        let state = Arc::new(State::new());
-        let owner = Runner::new(&state);
-        assert!(put_and_take_alone(&state, &owner));
+        let (_serial, state, owner) = alone();
         let first = task(&state);
         let first_id = id(&first);
         assert!(owner.put_slot(first).is_none());
@@ -1828,11 +1820,8 @@ mod tests {
 
     #[test]
     fn dropping_the_tasks_on_the_thread_of_a_runner_on_its_own_does_not_wait_for_it() {
-        let _serial = serial();
-        let state = Arc::new(State::new());
-        let owner = Runner::new(&state);
+        let (_serial, state, owner) = alone();
         let _entered = owner.enter();
-        assert!(owner.lone.get());
         assert!(owner.put_slot(task(&state)).is_none());
         state.push_back(&owner, task(&state));
         // As a loop closed by a task of its own would: its tasks are dropped on the
@@ -1889,10 +1878,7 @@ mod tests {
 
     #[test]
     fn a_joiner_sees_a_task_put_the_plain_way_across_its_barrier() {
-        let _serial = serial();
-        let state = Arc::new(State::new());
-        let owner = Runner::new(&state);
-        assert!(owner.lone.get());
+        let (_serial, state, owner) = alone();
         // A plain put under way as the runner joins: `in_op` is up and the count was
         // read as 1; the put completes a little later.
         owner.local.in_op.store(true, Ordering::Relaxed);
