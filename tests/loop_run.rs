@@ -323,64 +323,75 @@ fn watchdog(go: &Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<
     })
 }
 
+/// A loop on which (if asked) two tasks wake each other until [`PingPong::finish`], or
+/// until a watchdog ends them after [`PING_PONG_WATCHDOG`].
+struct PingPong {
+    lp: EventLoop,
+    go: Arc<std::sync::atomic::AtomicBool>,
+    dog: std::thread::JoinHandle<bool>,
+}
+
+impl PingPong {
+    fn start(pair: bool) -> PingPong {
+        let lp = EventLoop::new().unwrap();
+        let go = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        if pair {
+            ping_pong_until(&lp, &go);
+        }
+        let dog = watchdog(&go);
+        PingPong { lp, go, dog }
+    }
+
+    /// Ends the pair and closes the loop; fails with `stalled` if the watchdog had to
+    /// end them. Whether the pair was still going.
+    fn finish(self, stalled: &str) -> bool {
+        let still_going = self.go.swap(false, Ordering::SeqCst);
+        assert!(!self.dog.join().unwrap(), "{stalled}");
+        self.lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
+        self.lp.close().unwrap();
+        still_going
+    }
+}
+
 #[test]
 fn stop_from_another_thread_ends_a_run_while_two_tasks_ping_pong() {
-    let lp = EventLoop::new().unwrap();
-    let go = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    ping_pong_until(&lp, &go);
-    let stopper = lp.clone();
+    let pp = PingPong::start(true);
+    let stopper = pp.lp.clone();
     let stopping = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
         stopper.stop();
     });
-    let dog = watchdog(&go);
-    lp.run_forever().unwrap();
-    // Still going: the run ended because of stop(), not because the tasks finished.
-    let still_going = go.swap(false, Ordering::SeqCst);
+    pp.lp.run_forever().unwrap();
     stopping.join().unwrap();
-    assert!(!dog.join().unwrap(), "run_forever ignored stop() while two tasks ping-ponged");
-    assert!(still_going);
-    lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
-    lp.close().unwrap();
+    // Still going: the run ended because of stop(), not because the tasks finished.
+    assert!(pp.finish("run_forever ignored stop() while two tasks ping-ponged"));
 }
 
 #[test]
 fn run_until_complete_returns_while_two_tasks_ping_pong() {
-    let lp = EventLoop::new().unwrap();
-    let go = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    ping_pong_until(&lp, &go);
-    let dog = watchdog(&go);
-    let out = lp
+    let pp = PingPong::start(true);
+    let out = pp
+        .lp
         .run_until_complete(async {
             polyloop::sleep(Duration::from_millis(20)).await;
             42
         })
         .unwrap();
-    let still_going = go.swap(false, Ordering::SeqCst);
-    assert!(!dog.join().unwrap(), "run_until_complete did not return while two tasks ping-ponged");
+    let still_going = pp.finish("run_until_complete did not return while two tasks ping-ponged");
     assert_eq!(out, 42);
     assert!(still_going);
-    lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
-    lp.close().unwrap();
 }
 
 /// A timer that comes due while two tasks wake each other from the LIFO slot, with
 /// nothing else queued (a stretched iteration), still runs: here it stops the run.
 #[test]
 fn a_timer_runs_while_two_tasks_ping_pong() {
-    let lp = EventLoop::new().unwrap();
-    let go = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    ping_pong_until(&lp, &go);
-    let stopper = lp.clone();
-    lp.call_later(Duration::from_millis(20), move || stopper.stop());
-    let dog = watchdog(&go);
-    lp.run_forever().unwrap();
+    let pp = PingPong::start(true);
+    let stopper = pp.lp.clone();
+    pp.lp.call_later(Duration::from_millis(20), move || stopper.stop());
+    pp.lp.run_forever().unwrap();
     // Still going: the run ended because the timer ran, not because the tasks finished.
-    let still_going = go.swap(false, Ordering::SeqCst);
-    assert!(!dog.join().unwrap(), "a due timer did not run while two tasks ping-ponged");
-    assert!(still_going);
-    lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
-    lp.close().unwrap();
+    assert!(pp.finish("a due timer did not run while two tasks ping-ponged"));
 }
 
 /// A timer scheduled with no delay by `run_until_complete`'s future as it completes runs
@@ -399,24 +410,17 @@ fn a_timer_runs_while_two_tasks_ping_pong() {
 fn a_timer_scheduled_as_the_main_future_completes_runs_before_the_run_returns() {
     for ping_pong in [false, true] {
         for _ in 0..5 {
-            let lp = EventLoop::new().unwrap();
-            let go = Arc::new(std::sync::atomic::AtomicBool::new(true));
-            if ping_pong {
-                ping_pong_until(&lp, &go);
-            }
-            let dog = watchdog(&go);
+            let pp = PingPong::start(ping_pong);
             let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let (me, r) = (lp.clone(), ran.clone());
-            lp.run_until_complete(async move {
-                polyloop::sleep(Duration::from_millis(5)).await;
-                me.call_later(Duration::ZERO, move || r.store(true, Ordering::SeqCst));
-            })
-            .unwrap();
+            let (me, r) = (pp.lp.clone(), ran.clone());
+            pp.lp
+                .run_until_complete(async move {
+                    polyloop::sleep(Duration::from_millis(5)).await;
+                    me.call_later(Duration::ZERO, move || r.store(true, Ordering::SeqCst));
+                })
+                .unwrap();
             let ran = ran.load(Ordering::SeqCst);
-            go.store(false, Ordering::SeqCst);
-            assert!(!dog.join().unwrap(), "the run did not return while two tasks ping-ponged");
-            lp.run_until_complete(polyloop::sleep(Duration::from_millis(1))).unwrap();
-            lp.close().unwrap();
+            pp.finish("the run did not return while two tasks ping-ponged");
             assert!(ran, "the timer did not run before the run returned (ping-pong: {ping_pong})");
         }
     }

@@ -99,7 +99,7 @@ impl RunGuard<'_> {
     fn run_plain<F: Future>(self, future: F) -> Result<F::Output, Error> {
         // With work queued, or a timer due (which joins the line when the run's first
         // iteration begins), the future waits its turn before it.
-        if !self.lp.inner.executor.nothing_queued() || self.lp.inner.callbacks.any_due() {
+        if !self.nothing_waits() {
             return self.run_queued(future);
         }
         let mut future = pin!(future);
@@ -111,7 +111,7 @@ impl RunGuard<'_> {
             // runs it before the done callback that stops the loop, and so do the timers
             // due by then. (The run ends before the future is dropped, as on the other
             // paths.)
-            if self.lp.inner.executor.nothing_queued() && !self.lp.inner.callbacks.any_due() {
+            if self.nothing_waits() {
                 drop(self);
             } else {
                 self.run_one_iteration();
@@ -119,6 +119,13 @@ impl RunGuard<'_> {
             return Ok(out);
         }
         self.run_polled(future)
+    }
+
+    /// Whether no task or callback is queued and no timer is due: nothing for an
+    /// iteration to run.
+    #[inline]
+    fn nothing_waits(&self) -> bool {
+        self.lp.inner.executor.nothing_queued() && !self.lp.inner.callbacks.any_due()
     }
 
     /// Runs one iteration (what is queued now), then ends the run. Kept out of line, as

@@ -143,7 +143,7 @@ pub(crate) struct Local {
     /// thread meanwhile.
     thread: AtomicU64,
     /// Set by the runner while it is on its own (see [`Runner::lone_begin`]).
-    armed: AtomicBool,
+    on_own: AtomicBool,
     /// Set by the runner on its own around each plain operation on its slot or its
     /// private queue.
     in_op: AtomicBool,
@@ -176,7 +176,7 @@ impl Local {
     /// the barrier, the joiner waits until this runner has seen the count itself.
     fn may_take(&self, fenced: bool) -> bool {
         // After the barrier, `State::join` waited for the operation under way, if any.
-        fenced || !self.armed.load(Ordering::Acquire)
+        fenced || !self.on_own.load(Ordering::Acquire)
     }
 
     /// Queues tasks taken out of the private queue: in the local queue, where the
@@ -586,7 +586,7 @@ impl State {
             drop(local.take_slot());
         }
         // Without the barrier, a runner on its own moved its private queue there
-        // itself, before it was no longer armed.
+        // itself, before it was no longer marked on its own.
         while self.global.pop().is_ok() {}
         self.runners.fetch_sub(1, Ordering::Release);
     }
@@ -607,14 +607,14 @@ impl State {
         }
         let locals = self.locals.read().unwrap_or_else(PoisonError::into_inner).clone();
         let this_thread = thread_id();
-        let armed = || locals.iter().filter(|l| l.armed.load(Ordering::Acquire));
+        let on_own = || locals.iter().filter(|l| l.on_own.load(Ordering::Acquire));
         // A runner of this thread (a task of it joins) needs no barrier: a thread sees
         // its own operations in order.
-        if armed().any(|l| l.thread.load(Ordering::Relaxed) != this_thread) && !lone::heavy() {
+        if on_own().any(|l| l.thread.load(Ordering::Relaxed) != this_thread) && !lone::heavy() {
             // It sees the count at its next operation, and moves them itself.
             return false;
         }
-        for local in armed() {
+        for local in on_own() {
             // A plain operation under way ends soon; every later one sees the count.
             while local.in_op.load(Ordering::Acquire) {
                 std::thread::yield_now();
@@ -753,7 +753,7 @@ impl Runner {
             slot: AtomicPtr::new(ptr::null_mut()),
             started: AtomicU64::new(0),
             thread: AtomicU64::new(0),
-            armed: AtomicBool::new(false),
+            on_own: AtomicBool::new(false),
             in_op: AtomicBool::new(false),
             private: UnsafeCell::new(VecDeque::new()),
             private_state: AtomicU8::new(PRIVATE_MOVED),
@@ -977,7 +977,7 @@ impl Runner {
     #[inline(never)]
     fn give_up_lone(&self) {
         let any = self.local.requeue(&self.state, self.take_private());
-        // After the move: a runner that sees this one no longer armed finds them.
+        // After the move: a runner that sees this one no longer on its own finds them.
         self.leave_lone();
         if any {
             self.state.note_queued();
@@ -1062,14 +1062,14 @@ impl Runner {
         // the private queue now: a joiner that moved it counted itself before, and
         // the count is 1 again.)
         self.local.private_state.store(PRIVATE_OPEN, Ordering::Relaxed);
-        self.local.armed.store(true, Ordering::Relaxed);
+        self.local.on_own.store(true, Ordering::Relaxed);
         // SeqCst, as the load of the count after it (see `State::join`).
         let was = self.state.lone.swap(true, Ordering::SeqCst);
         if self.state.runners.load(Ordering::SeqCst) == 1 {
             self.lone.set(true);
             return;
         }
-        self.local.armed.store(false, Ordering::Release);
+        self.local.on_own.store(false, Ordering::Release);
         // Nobody else can be on its own while this runner is counted; if `lone` was
         // down, nobody was before either.
         if !was {
@@ -1084,7 +1084,7 @@ impl Runner {
         self.lone.set(false);
         // Release: a runner that sees either flag down sees this runner's plain
         // operations, all made before.
-        self.local.armed.store(false, Ordering::Release);
+        self.local.on_own.store(false, Ordering::Release);
         self.state.lone.store(false, Ordering::Release);
     }
 
@@ -1658,7 +1658,7 @@ mod tests {
         assert!(owner.put_slot(task(&state)).is_none());
         assert!(owner.take_own_slot().is_some());
         assert!(!owner.lone.get());
-        assert!(!owner.local.armed.load(Ordering::Relaxed));
+        assert!(!owner.local.on_own.load(Ordering::Relaxed));
         assert!(!state.lone.load(Ordering::Relaxed));
 
         // Alone again once the joiner left: on its own again after enough puts.
@@ -1805,7 +1805,7 @@ mod tests {
         // local queue, where the joiner can steal it.
         let taken = owner.take_own_slot().expect("the owner's task is still there");
         assert_eq!(id(&taken), first_id);
-        assert!(!owner.local.armed.load(Ordering::Relaxed));
+        assert!(!owner.local.on_own.load(Ordering::Relaxed));
         let moved: Vec<usize> =
             std::iter::from_fn(|| owner.local.queue.pop().ok()).map(|r| id(&r)).collect();
         assert_eq!(moved, [queued_id]);
