@@ -25,7 +25,9 @@ pub type ExceptionHandler = dyn Fn(&EventLoop, &ExceptionContext) + Send + Sync 
 pub enum ExceptionSource {
     /// A task whose [`Task`](crate::Task) was detached, or dropped after it finished.
     Task,
-    /// A callback of `call_soon`, `call_later`, `call_at` or a signal handler.
+    /// A callback of `call_soon`, `call_later`, `call_at` or a signal handler, as it ran
+    /// or as it was dropped without running (cancelled, refused by a closed loop, or
+    /// dropped by `close()`).
     Callback,
     /// A handler given to `add_child_handler`.
     ChildHandler,
@@ -143,7 +145,8 @@ impl EventLoop {
     /// to the loop's debug hook ([`DebugEvent`](crate::DebugEvent); stderr by default).
     ///
     /// The handler is called for panics in detached tasks (and tasks whose `Task` was
-    /// dropped after they panicked), in callbacks, in child-exit handlers of watchers
+    /// dropped after they panicked), in callbacks (also while one that never ran is
+    /// dropped), in child-exit handlers of watchers
     /// attached to this loop, in blocking work of
     /// [`run_in_executor`](EventLoop::run_in_executor) whose future was dropped, in close
     /// hooks whose panic `close()` does not resume, for panics the executor catches while

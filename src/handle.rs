@@ -15,11 +15,14 @@ use std::time::Instant;
 
 use event_listener::Event;
 
+use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::executor::PushMark;
 
 /// A callback scheduled with [`EventLoop::call_soon`](crate::EventLoop::call_soon).
 ///
-/// Cancelling it before it runs means it never runs.
+/// Cancelling it before it runs means it never runs: the loop drops it instead. A
+/// panic while it is dropped (in the `Drop` of a value it captured) is reported as the
+/// panic of a callback is, and the other callbacks run all the same.
 ///
 /// # Examples
 ///
@@ -113,6 +116,55 @@ pub(crate) const IDLE_DRIVERS: usize = 8;
 /// Where a callback was scheduled (for reports of its panic).
 type Loc = &'static Location<'static>;
 
+/// What a callback was doing when it panicked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// It ran.
+    Running,
+    /// It was dropped without running (cancelled, or its loop closed): the `Drop` of a
+    /// value it captured panicked.
+    Dropping,
+}
+
+/// What an exception handler is told of a callback's panic.
+pub(crate) fn panic_context(panic: &(dyn Any + Send), loc: Loc, stage: Stage) -> ExceptionContext {
+    let message = match stage {
+        Stage::Running => "a callback panicked (the loop goes on)",
+        Stage::Dropping => "a callback that never ran panicked while being dropped",
+    };
+    ExceptionContext::from_panic(ExceptionSource::Callback, message, panic, Some(loc))
+}
+
+/// Drops `callback` (one that will never run) where its panic must not escape: the
+/// `Drop` of what it captured may panic, and that panic, unwinding from a loop's
+/// driver, its iteration or its close, would lose the callbacks around it (or abort
+/// the process, if a second one panicked as it unwound). It is caught and given to
+/// `report`, as the panic of a callback that runs is.
+pub(crate) fn drop_callback<C>(
+    callback: C,
+    loc: Loc,
+    report: &impl Fn(&(dyn Any + Send), Loc, Stage),
+) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(callback))) {
+        caught(panic, loc, Stage::Dropping, report);
+    }
+}
+
+/// Reports a panic caught from a callback, then drops its payload, whose own `Drop`
+/// must not escape either.
+fn caught(
+    panic: Box<dyn Any + Send>,
+    loc: Loc,
+    stage: Stage,
+    report: &impl Fn(&(dyn Any + Send), Loc, Stage),
+) {
+    report(&*panic, loc, stage);
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic))) {
+        // A payload whose drop panicked, and then that panic's own: left alone.
+        std::mem::forget(again);
+    }
+}
+
 /// The callbacks of one loop: ready ones in FIFO order, timed ones by deadline.
 ///
 /// asyncio keeps callbacks and task steps in one FIFO queue. Here tasks wait in the
@@ -149,6 +201,18 @@ pub(crate) struct Callbacks {
     busy: AtomicBool,
     /// Notified when `busy` is cleared.
     released: Event,
+}
+
+impl Drop for Callbacks {
+    /// What is still scheduled when the loop's memory goes (a callback scheduled while
+    /// the loop closed, or the callbacks of a loop inherited through `fork()`) is
+    /// dropped as [`Callbacks::clear`] drops it; with no loop left to tell, a panic goes
+    /// to the default handler.
+    fn drop(&mut self) {
+        self.clear(&|panic: &(dyn Any + Send), loc, stage| {
+            crate::exception::report(None, panic_context(panic, loc, stage));
+        });
+    }
 }
 
 /// The right to run callbacks (see [`Callbacks::claim`]); dropping it gives it up, also
@@ -334,11 +398,16 @@ impl Callbacks {
     /// they were scheduled) to the back of the line, as asyncio's `_run_once` appends
     /// them to its ready queue, so that they run in this iteration, behind everything
     /// that was ready when it began. `mark` and `spawn_driver` are those of
-    /// [`Callbacks::push_ready`].
+    /// [`Callbacks::push_ready`]; `report` gets the panic of a cancelled timer's drop.
     #[inline]
-    pub(crate) fn begin_iteration(&self, mark: impl Fn() -> PushMark, spawn_driver: impl FnOnce()) {
+    pub(crate) fn begin_iteration(
+        &self,
+        mark: impl Fn() -> PushMark,
+        spawn_driver: impl FnOnce(),
+        report: &impl Fn(&(dyn Any + Send), Loc, Stage),
+    ) {
         if self.any_due() {
-            self.queue_due(mark, spawn_driver);
+            self.queue_due(mark, spawn_driver, report);
         }
     }
 
@@ -346,7 +415,12 @@ impl Callbacks {
     /// begins as often as a task yields.
     #[cold]
     #[inline(never)]
-    fn queue_due(&self, mark: impl Fn() -> PushMark, spawn_driver: impl FnOnce()) {
+    fn queue_due(
+        &self,
+        mark: impl Fn() -> PushMark,
+        spawn_driver: impl FnOnce(),
+        report: &impl Fn(&(dyn Any + Send), Loc, Stage),
+    ) {
         let mut due = Vec::new();
         let mut cancelled = Vec::new();
         let mut q = self.lock();
@@ -364,8 +438,11 @@ impl Callbacks {
             q.open = None;
         }
         drop(q);
-        // Dropped outside the lock: dropping a callback may schedule another.
-        drop(cancelled);
+        // Dropped outside the lock: dropping a callback may schedule another. On the
+        // runner's path: a panic must not unwind through the executor.
+        for (_, callback, loc) in cancelled {
+            drop_callback(callback, loc, report);
+        }
     }
 
     /// Called by the loop's thread when it has nothing to run, before it sleeps:
@@ -414,9 +491,10 @@ impl Callbacks {
         self.lock().idle.len()
     }
 
-    /// Drops every scheduled callback.
-    pub(crate) fn clear(&self) {
-        let dropped = {
+    /// Drops every scheduled callback, each one even when others panic while being
+    /// dropped: `report` gets each such panic.
+    pub(crate) fn clear(&self, report: &impl Fn(&(dyn Any + Send), Loc, Stage)) {
+        let (ready, timers, idle, sleeper) = {
             let mut q = self.lock();
             q.open = None;
             self.set_next_due(NO_TIMER);
@@ -427,22 +505,31 @@ impl Callbacks {
                 q.sleeper.take(),
             )
         };
-        drop(dropped);
+        // Outside the lock: dropping a callback may schedule another.
+        for (_, callback, loc, _) in ready {
+            drop_callback(callback, loc, report);
+        }
+        for Timed { callback, loc, .. } in timers.into_vec() {
+            drop_callback(callback, loc, report);
+        }
+        drop((idle, sleeper));
         drop(self.alarm.lock().unwrap_or_else(PoisonError::into_inner).take());
     }
 
-    /// Runs `batch`, skipping cancelled callbacks; `report` gets the panic of one.
-    fn run(batch: Vec<Due>, report: &impl Fn(&(dyn Any + Send), Loc)) {
+    /// Runs `batch`, dropping cancelled callbacks; `report` gets the panic of one, as
+    /// it runs or as it is dropped.
+    fn run(batch: Vec<Due>, report: &impl Fn(&(dyn Any + Send), Loc, Stage)) {
         // What the callbacks wake goes to the back of the line, as asyncio's
         // `call_soon` would queue it.
         crate::executor::waking_at_back(|| {
             for (handle, callback, loc) in batch {
                 if handle.is_cancelled() {
+                    drop_callback(callback, loc, report);
                     continue;
                 }
                 // A panicking callback is reported and the loop goes on, as in asyncio.
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(callback)) {
-                    report(&*panic, loc);
+                    caught(panic, loc, Stage::Running, report);
                 }
             }
         });
@@ -484,7 +571,7 @@ impl Callbacks {
     /// Spawned on the loop's executor.
     pub(crate) async fn drive_segments(
         self: Arc<Self>,
-        report: impl Fn(&(dyn Any + Send), Loc) + Send + 'static,
+        report: impl Fn(&(dyn Any + Send), Loc, Stage) + Send + 'static,
     ) {
         loop {
             let busy = self.claim().await;

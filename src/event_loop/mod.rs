@@ -15,7 +15,7 @@ use crate::exception::{ExceptionContext, ExceptionHandler, ExceptionSource};
 use crate::executor::iteration::IterationHooks;
 use crate::executor::report::{Incident, message as panic_message};
 use crate::executor::{Executor, Task};
-use crate::handle::{Callbacks, Handle, TimerHandle};
+use crate::handle::{Callbacks, Handle, Stage, TimerHandle, drop_callback, panic_context};
 
 mod builder;
 mod lifetime;
@@ -206,7 +206,9 @@ impl EventLoop {
     ///
     /// `!Send` tasks ([`spawn_local`](EventLoop::spawn_local)) are only ever dropped
     /// on their home thread: closed from another thread, the loop leaves them to it.
-    /// A panic while a task is dropped is caught and reported to the debug hook.
+    /// A panic while a task is dropped is caught and reported to the debug hook. A
+    /// panic while a callback is dropped is caught and reported as a callback's panic
+    /// is; every callback is dropped all the same.
     ///
     /// # Errors
     ///
@@ -260,9 +262,12 @@ impl EventLoop {
                 });
             }
         }
+        // A panic while a callback is dropped goes where a callback's panic goes: the
+        // handler (none once the last handle is gone: then the default one).
+        let report = self.panic_reporter();
         self.in_context(|| {
             inner.executor.cancel_all();
-            inner.callbacks.clear();
+            inner.callbacks.clear(&report);
         });
         let after = std::mem::take(
             &mut *inner.after_close_hooks.lock().unwrap_or_else(PoisonError::into_inner),
@@ -464,7 +469,9 @@ impl EventLoop {
 
     /// Schedules `callback` to run on the loop as soon as possible. Callbacks run in
     /// the order they were scheduled, one at a time. A panicking callback is reported
-    /// on stderr and the loop goes on.
+    /// to the loop's [exception handler](EventLoop::set_exception_handler) (by default,
+    /// on stderr) and the loop goes on; so is a panic while a callback that never runs
+    /// (cancelled, refused, or left when the loop closes) is dropped.
     ///
     /// As asyncio's `call_soon`, it queues the callback in line with the tasks: it runs
     /// after the tasks queued (spawned, yielded, woken to the back) before it was
@@ -473,7 +480,8 @@ impl EventLoop {
     ///
     /// # Panics
     ///
-    /// If the loop is closed.
+    /// If the loop is closed (`callback` is dropped first: a panic of its drop is
+    /// reported, not raised).
     ///
     /// # Examples
     ///
@@ -492,8 +500,10 @@ impl EventLoop {
     /// ```
     #[track_caller]
     pub fn call_soon<F: FnOnce() + Send + 'static>(&self, callback: F) -> Handle {
-        self.expect_open();
-        self.push_ready(callback, Location::caller())
+        match self.try_call_soon_at(callback, Location::caller()) {
+            Ok(handle) => handle,
+            Err(err) => panic!("{err}"),
+        }
     }
 
     /// Schedules `callback` to run after `delay`. Callbacks run by deadline; equal
@@ -509,7 +519,8 @@ impl EventLoop {
     ///
     /// # Panics
     ///
-    /// If the loop is closed.
+    /// If the loop is closed (`callback` is dropped first: a panic of its drop is
+    /// reported, not raised).
     ///
     /// # Examples
     ///
@@ -539,12 +550,16 @@ impl EventLoop {
     ///
     /// # Panics
     ///
-    /// If the loop is closed.
+    /// If the loop is closed (`callback` is dropped first: a panic of its drop is
+    /// reported, not raised).
     #[track_caller]
     pub fn call_at<F: FnOnce() + Send + 'static>(&self, when: Instant, callback: F) -> TimerHandle {
-        self.expect_open();
-        let callback = self.instrument_callback(callback);
-        self.inner.callbacks.push_timed(when, callback, Location::caller())
+        let loc = Location::caller();
+        let callback = match self.accept_callback(callback, loc) {
+            Ok(callback) => callback,
+            Err(err) => panic!("{err}"),
+        };
+        self.inner.callbacks.push_timed(when, self.instrument_callback(callback), loc)
     }
 
     /// The loop's clock (monotonic).
@@ -665,8 +680,23 @@ impl EventLoop {
         callback: F,
         loc: &'static Location<'static>,
     ) -> Result<Handle, Error> {
-        self.check_open()?;
+        let callback = self.accept_callback(callback, loc)?;
         Ok(self.push_ready(callback, loc))
+    }
+
+    /// Gives `callback` back if the loop is open; else drops it (a panic of its drop is
+    /// reported, as any callback's) and says why. Dropped here, not as the refusal
+    /// unwinds: a panic then would abort the process.
+    fn accept_callback<F>(&self, callback: F, loc: &'static Location<'static>) -> Result<F, Error> {
+        match self.check_open() {
+            Ok(()) => Ok(callback),
+            Err(err) => {
+                drop_callback(callback, loc, &|panic, loc, stage| {
+                    self.report_callback_panic(panic, loc, stage)
+                });
+                Err(err)
+            }
+        }
     }
 
     /// Schedules a ready callback (see [`Callbacks`] for the order).
@@ -692,20 +722,27 @@ impl EventLoop {
         unsafe { self.inner.executor.spawn_inner(driver, driver_location()) }.detach();
     }
 
-    /// What reports the panic of a callback, and where it was scheduled.
+    /// What reports the panic of a callback (as it ran, or as it was dropped), and
+    /// where it was scheduled.
     fn panic_reporter(
         &self,
-    ) -> impl Fn(&(dyn std::any::Any + Send), &'static Location<'static>) + Send + 'static {
+    ) -> impl Fn(&(dyn std::any::Any + Send), &'static Location<'static>, Stage) + Send + 'static
+    {
         let lp = self.downgrade();
-        move |panic: &(dyn std::any::Any + Send), loc| {
-            let context = ExceptionContext::from_panic(
-                ExceptionSource::Callback,
-                "a callback panicked (the loop goes on)",
-                panic,
-                Some(loc),
-            );
-            crate::exception::report(lp.upgrade().as_ref(), context);
+        move |panic: &(dyn std::any::Any + Send), loc, stage| {
+            crate::exception::report(lp.upgrade().as_ref(), panic_context(panic, loc, stage));
         }
+    }
+
+    /// Reports the panic of a callback (as it ran, or as it was dropped) to this loop's
+    /// handler, with where the callback was scheduled.
+    fn report_callback_panic(
+        &self,
+        panic: &(dyn std::any::Any + Send),
+        loc: &'static Location<'static>,
+        stage: Stage,
+    ) {
+        crate::exception::report(Some(self), panic_context(panic, loc, stage));
     }
 
     /// The loop's exception handler, if one is set.
@@ -747,12 +784,6 @@ impl EventLoop {
         if self.is_closed() { Err(Error::Closed { loop_id: self.inner.id }) } else { Ok(()) }
     }
 
-    fn expect_open(&self) {
-        if let Err(err) = self.check_open() {
-            panic!("{err}");
-        }
-    }
-
     fn instrument<F: Future>(&self, future: F, loc: &'static Location<'static>) -> Instrumented<F> {
         Instrumented::new(future, loc, self.inner.id, self.inner.slow, self.inner.hook)
     }
@@ -781,7 +812,11 @@ impl IterationHooks for EventLoop {
     #[inline]
     fn begin_iteration(&self) {
         let ex = &self.inner.executor;
-        self.inner.callbacks.begin_iteration(|| ex.push_mark(), || self.spawn_segment_driver());
+        self.inner.callbacks.begin_iteration(
+            || ex.push_mark(),
+            || self.spawn_segment_driver(),
+            &|panic, loc, stage| self.report_callback_panic(panic, loc, stage),
+        );
     }
 
     fn armed(&self) -> &AtomicBool {
