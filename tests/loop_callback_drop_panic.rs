@@ -149,6 +149,40 @@ fn two_cancelled_callbacks_whose_drops_panic_in_one_batch_do_not_abort() {
 }
 
 #[test]
+fn on_a_pool_loop_a_cancelled_callback_whose_drop_panics_costs_no_other_callback() {
+    in_child::run(
+        "on_a_pool_loop_a_cancelled_callback_whose_drop_panics_costs_no_other_callback",
+        || {
+            let lp = polyloop_threadpool::new_pool_loop(2).unwrap();
+            let seen: Seen = Arc::default();
+            let s = seen.clone();
+            lp.set_exception_handler(Some(Box::new(
+                move |_: &EventLoop, ctx: &ExceptionContext| {
+                    s.lock().unwrap().push(ctx.clone());
+                },
+            )));
+            let log: Log = Arc::default();
+            let drops = Arc::new(AtomicUsize::new(0));
+            let mut lines = Vec::new();
+            for round in 0..10 {
+                lp.call_soon(push(&log, 3 * round));
+                lines.push(line!() + 1);
+                lp.call_soon(holding("boom: cancelled on a pool", &drops)).cancel();
+                lp.call_soon(push(&log, 3 * round + 1));
+                // A task between two callbacks: they are driven as two segments.
+                lp.spawn(async {}).detach();
+                lp.call_soon(push(&log, 3 * round + 2));
+            }
+            run_until_logged(&lp, &log, 30);
+            assert_eq!(*log.lock().unwrap(), (0..30).collect::<Vec<_>>());
+            assert_eq!(drops.load(Ordering::SeqCst), 10);
+            assert_drop_reports(&seen, &lines, &["boom: cancelled on a pool"]);
+            lp.close().unwrap();
+        },
+    );
+}
+
+#[test]
 fn a_cancelled_timer_whose_drop_panics_is_reported_and_the_loop_goes_on() {
     in_child::run("a_cancelled_timer_whose_drop_panics_is_reported_and_the_loop_goes_on", || {
         let (lp, seen) = recording_loop();
