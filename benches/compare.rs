@@ -779,25 +779,34 @@ fn ping_pong(s: Spawner, pairs: u64, rounds: u64) -> Fut<f64> {
         let start = Instant::now();
         let mut handles = Vec::new();
         for _ in 0..pairs {
-            let (a_tx, a_rx) = async_channel::bounded::<u64>(1);
-            let (b_tx, b_rx) = async_channel::bounded::<u64>(1);
-            handles.push(s.spawn(async move {
-                while let Ok(i) = a_rx.recv().await {
-                    b_tx.send(i).await.unwrap();
-                }
-            }));
-            handles.push(s.spawn(async move {
-                for i in 0..rounds {
-                    a_tx.send(i).await.unwrap();
-                    b_rx.recv().await.unwrap();
-                }
-            }));
+            let (pong, ping) = channel_pair(rounds);
+            handles.push(s.spawn(pong));
+            handles.push(s.spawn(ping));
         }
         for t in handles {
             t.join().await;
         }
         start.elapsed().as_nanos() as f64 / (pairs * rounds) as f64
     })
+}
+
+/// The two futures of a ping-pong pair over `async_channel`s of capacity 1: one
+/// answers each number it gets, the other sends `rounds` numbers and awaits each answer.
+fn channel_pair(rounds: u64) -> (impl Future<Output = ()> + Send, impl Future<Output = ()> + Send) {
+    let (a_tx, a_rx) = async_channel::bounded::<u64>(1);
+    let (b_tx, b_rx) = async_channel::bounded::<u64>(1);
+    let pong = async move {
+        while let Ok(i) = a_rx.recv().await {
+            b_tx.send(i).await.unwrap();
+        }
+    };
+    let ping = async move {
+        for i in 0..rounds {
+            a_tx.send(i).await.unwrap();
+            b_rx.recv().await.unwrap();
+        }
+    };
+    (pong, ping)
 }
 
 /// A channel of one value: a mutex and the receiver's waker, about the least a
@@ -839,24 +848,32 @@ impl OneSlot {
 fn ping_pong_slot(s: Spawner, rounds: u64) -> Fut<f64> {
     Box::pin(async move {
         let start = Instant::now();
-        let (a, b) = (OneSlot::default(), OneSlot::default());
-        let (a2, b2) = (a.clone(), b.clone());
-        let pong = s.spawn(async move {
-            for _ in 0..rounds {
-                let i = a2.recv().await;
-                b2.send(i);
-            }
-        });
-        let ping = s.spawn(async move {
-            for i in 0..rounds {
-                a.send(i);
-                b.recv().await;
-            }
-        });
+        let (pong, ping) = slot_pair(rounds);
+        let pong = s.spawn(pong);
+        let ping = s.spawn(ping);
         pong.join().await;
         ping.join().await;
         start.elapsed().as_nanos() as f64 / rounds as f64
     })
+}
+
+/// The two futures of a ping-pong pair over [`OneSlot`]s, as [`channel_pair`]'s.
+fn slot_pair(rounds: u64) -> (impl Future<Output = ()> + Send, impl Future<Output = ()> + Send) {
+    let (a, b) = (OneSlot::default(), OneSlot::default());
+    let (a2, b2) = (a.clone(), b.clone());
+    let pong = async move {
+        for _ in 0..rounds {
+            let i = a2.recv().await;
+            b2.send(i);
+        }
+    };
+    let ping = async move {
+        for i in 0..rounds {
+            a.send(i);
+            b.recv().await;
+        }
+    };
+    (pong, ping)
 }
 
 /// `n` timers with deadlines spread over `SPREAD`, each in its own task: the median of
@@ -864,15 +881,7 @@ fn ping_pong_slot(s: Spawner, rounds: u64) -> Fut<f64> {
 /// before its deadline.
 fn timers(s: Spawner, n: usize, armed_only: bool) -> Fut<f64> {
     Box::pin(async move {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let offsets: Vec<Duration> = (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                SPREAD.mul_f64((x % 1_000_000) as f64 / 1_000_000.0)
-            })
-            .collect();
+        let offsets = timer_offsets(n);
         // Deadlines count from after every task is spawned, before any is polled.
         let base: Arc<OnceLock<Instant>> = Arc::default();
         let tasks: Vec<_> = offsets
@@ -898,6 +907,20 @@ fn timers(s: Spawner, n: usize, armed_only: bool) -> Fut<f64> {
         all.sort();
         all.get(all.len() / 2).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
     })
+}
+
+/// The timer rows' `n` deadlines, as offsets from a base: spread over `SPREAD` by a
+/// fixed xorshift, so that every runtime sleeps to the same ones.
+fn timer_offsets(n: usize) -> Vec<Duration> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            SPREAD.mul_f64((x % 1_000_000) as f64 / 1_000_000.0)
+        })
+        .collect()
 }
 
 /// `CHILDREN` runs of `/bin/true`, at most `ALIVE` at once, each awaited by a task of
