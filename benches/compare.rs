@@ -27,6 +27,12 @@
 //! that a busy minute on the machine hits all runtimes alike. A row's figure is the
 //! median of its repetitions, with their minimum and maximum.
 //!
+//! Floors: the single-thread ping-pong rows, the 1k-timer row and the children rows run
+//! also with no async runtime at all (`floor` in `--one`), in the same rotation as the
+//! runtimes: the same work, driven by hand on one thread (children: also on as many
+//! threads as the multi-thread class has). Printed in a table of their own beside each
+//! runtime's median, they show how much of a row is the runtime's own work.
+//!
 //! The scaling section runs the multi-thread rows with 1, 2, 4, 8 and 16 task threads
 //! (more threads than cores, on a small machine: it is meant to be run as is on a big
 //! one).
@@ -36,8 +42,10 @@ use std::fmt::Write as _;
 use polyloop_threadpool as _;
 use std::future::{Future, ready};
 use std::hint::black_box;
+use std::pin::pin;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -63,6 +71,8 @@ enum Rt {
     Polyloop,
     Tokio,
     Smol,
+    /// No runtime: a row's floor (see [`floor`]), measured like a runtime of the row.
+    Floor,
 }
 
 const RTS: [Rt; 3] = [Rt::Polyloop, Rt::Tokio, Rt::Smol];
@@ -73,6 +83,7 @@ impl Rt {
             Rt::Polyloop => "polyloop",
             Rt::Tokio => "tokio",
             Rt::Smol => "smol",
+            Rt::Floor => "floor",
         }
     }
 
@@ -81,7 +92,10 @@ impl Rt {
             "polyloop" => Ok(Rt::Polyloop),
             "tokio" => Ok(Rt::Tokio),
             "smol" => Ok(Rt::Smol),
-            _ => Err(format!("unknown runtime {s:?}: expected polyloop, tokio or smol")),
+            "floor" => Ok(Rt::Floor),
+            _ => Err(format!(
+                "unknown runtime {s:?}: expected polyloop, tokio, smol or floor (no runtime)"
+            )),
         }
     }
 
@@ -94,6 +108,8 @@ impl Rt {
             (Rt::Polyloop, n) => format!("threadpool, {n} task threads"),
             (Rt::Tokio, n) => format!("multi_thread, {n} workers"),
             (Rt::Smol, n) => format!("Executor, {n} threads"),
+            (Rt::Floor, 0) => "no runtime, one thread".into(),
+            (Rt::Floor, n) => format!("no runtime, {n} threads"),
         }
     }
 }
@@ -119,6 +135,11 @@ const TIMER_SAMPLES: usize = 3;
 
 const ALL: &[Rt] = &RTS;
 const POLY: &[Rt] = &[Rt::Polyloop];
+/// The runtimes and the row's floor. The floor takes its turn in each repetition's
+/// rotation like a runtime, rather than in a loop of its own: a runtime's share is its
+/// median minus the floor's, and a busy minute that hit only one of the two would
+/// show in that difference.
+const FLOORED: &[Rt] = &[Rt::Polyloop, Rt::Tokio, Rt::Smol, Rt::Floor];
 
 const fn row(id: &'static str, label: &'static str, unit: &'static str) -> Row {
     Row { id, label, unit, higher_is_better: false, rts: ALL, per_rep: 1 }
@@ -127,16 +148,29 @@ const fn row(id: &'static str, label: &'static str, unit: &'static str) -> Row {
 const SINGLE_ROWS: &[Row] = &[
     row("spawn_join", "spawn+join, 100k tasks", "ns/task"),
     row("yield", "yield_now, 4 tasks × 100k", "ns/yield"),
-    row("ping_pong", "ping-pong, 2 tasks, 50k round trips", "ns/round trip"),
-    row("ping_pong_slot", "ping-pong over a one-slot channel, 50k round trips", "ns/round trip"),
+    Row {
+        rts: FLOORED,
+        ..row("ping_pong", "ping-pong, 2 tasks, 50k round trips", "ns/round trip")
+    },
+    Row {
+        rts: FLOORED,
+        ..row(
+            "ping_pong_slot",
+            "ping-pong over a one-slot channel, 50k round trips",
+            "ns/round trip",
+        )
+    },
     row("block_on_ready", "`block_on(ready)`", "ns"),
     Row { rts: POLY, ..row("block_on_ready_installed", "… after `install(\"default\")`", "ns") },
     Row { rts: POLY, ..row("block_on_ready_main", "… under `#[policy_main]`", "ns") },
     Row {
-        per_rep: TIMER_SAMPLES, ..row("timers_1k", "1k timers over 50 ms, overshoot p50", "µs")
+        rts: FLOORED,
+        per_rep: TIMER_SAMPLES,
+        ..row("timers_1k", "1k timers over 50 ms, overshoot p50", "µs")
     },
     row("timers_100k", "100k timers over 50 ms, overshoot p50 of those armed in time", "µs"),
     Row {
+        rts: FLOORED,
         higher_is_better: true,
         ..row("children", "`/bin/true` × 1000, ≤ 64 alive", "children/s")
     },
@@ -149,6 +183,7 @@ const MULTI_ROWS: &[Row] = &[
     row("ping_pong_slot", "ping-pong over a one-slot channel, 50k round trips", "ns/round trip"),
     row("block_on_ready", "`block_on(ready)`", "ns"),
     Row {
+        rts: FLOORED,
         higher_is_better: true,
         ..row("children", "`/bin/true` × 1000, ≤ 64 alive", "children/s")
     },
@@ -171,11 +206,12 @@ usage: cargo bench --bench compare -- [OPTIONS]
   --reps N            repetitions of every row (default 5, at least 1)
   --scaling-reps N    repetitions of the scaling table (default 5, at least 1)
   --no-scaling        leave the scaling table out
-  --only SUBSTRING    only the rows whose id contains SUBSTRING
+  --only SUBSTRING    only the rows whose id contains SUBSTRING (with their floors)
   --write FILE        replace the text between FILE's compare markers with the tables
   --one ROW RUNTIME THREADS
-                      one measurement in this process (RUNTIME: polyloop, tokio or smol;
-                      THREADS: 0 for the single-thread class)
+                      one measurement in this process (RUNTIME: polyloop, tokio, smol,
+                      or floor: the row's work with no runtime, for a row that has one
+                      in the class; THREADS: 0 for the single-thread class)
   --help              this text";
 
 /// The options of a run of the whole bench.
@@ -229,6 +265,15 @@ fn parse_args(args: &[String]) -> Result<Invocation, String> {
                 if !SINGLE_ROWS.iter().chain(MULTI_ROWS).chain(SCALING_ROWS).any(|r| r.id == row) {
                     return Err(format!("--one: unknown row {row:?}; rows: {}", row_ids()));
                 }
+                let class = if threads == 0 { SINGLE_ROWS } else { MULTI_ROWS };
+                if rt == Rt::Floor && !class.iter().any(|r| r.id == row && r.rts.contains(&rt)) {
+                    return Err(format!(
+                        "--one: row {row:?} has no floor with THREADS {threads}; rows with a \
+                         floor: {} (THREADS 0), {} (THREADS 1 or more)",
+                        floor_ids(SINGLE_ROWS),
+                        floor_ids(MULTI_ROWS),
+                    ));
+                }
                 return Ok(Invocation::One { row: row.into(), rt, threads });
             }
             other => return Err(format!("unknown option {other:?}")),
@@ -256,6 +301,13 @@ fn row_ids() -> String {
         SINGLE_ROWS.iter().chain(MULTI_ROWS).chain(SCALING_ROWS).map(|r| r.id).collect();
     ids.sort_unstable();
     ids.dedup();
+    ids.join(", ")
+}
+
+/// The ids of the rows of `class` that have a floor, for error messages.
+fn floor_ids(class: &[Row]) -> String {
+    let ids: Vec<&str> =
+        class.iter().filter(|r| r.rts.contains(&Rt::Floor)).map(|r| r.id).collect();
     ids.join(", ")
 }
 
@@ -310,7 +362,8 @@ fn main() {
         out,
         "Commit {}, {}; {cores} cores; load average (1, 5, 15 min) {load_before} before, \
          {load_after} after. {reps} interleaved repetitions per row (each in a fresh \
-         process; the 1k-timer row {TIMER_SAMPLES} processes per runtime in each): median, \
+         process; the 1k-timer row {TIMER_SAMPLES} processes per runtime and floor in \
+         each): median, \
          and min–max in brackets.",
         commit(),
         utc_now(),
@@ -320,6 +373,23 @@ fn main() {
     table(&mut out, &single, 0, &results);
     let _ = writeln!(out, "\n### Multi-thread, {cores} task threads\n");
     table(&mut out, &multi, cores, &results);
+    if single.iter().chain(&multi).any(|r| r.rts.contains(&Rt::Floor)) {
+        let multi_floor = if multi.iter().any(|r| r.rts.contains(&Rt::Floor)) {
+            format!(" (the multi-thread class's: on {cores} threads, each with its share)")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "\n### Floors: the same work with no runtime\n\n\
+             Each floor does its row's work with no async runtime, on one \
+             thread{multi_floor}, measured like a runtime of the row. After each \
+             runtime's median, in brackets: its own share, its median minus the floor's \
+             (for children per second: in µs per child, 10⁶ / rate − 10⁶ / the floor's \
+             rate).\n"
+        );
+        floors_table(&mut out, &[(&single, 0), (&multi, cores)], &results);
+    }
     if scaling && !scaling_rows.is_empty() {
         let _ = writeln!(
             out,
@@ -482,6 +552,44 @@ fn table(out: &mut String, rows: &[Row], threads: usize, results: &Results) {
     }
 }
 
+/// The floors of the rows of each (rows, class) that have one, each beside every
+/// runtime's median of the row and that runtime's own share.
+fn floors_table(out: &mut String, classes: &[(&[Row], usize)], results: &Results) {
+    let _ = writeln!(out, "| row | class | unit | no runtime | polyloop | tokio | smol |");
+    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|");
+    for &(rows, threads) in classes {
+        let class =
+            if threads == 0 { "single thread".into() } else { format!("{threads} threads") };
+        for row in rows.iter().filter(|r| r.rts.contains(&Rt::Floor)) {
+            let floor = results.get((row.id, Rt::Floor, threads)).map(|r| r.0);
+            let cell = |rt: Rt| match (results.get((row.id, rt, threads)), floor) {
+                (Some((m, ..)), Some(f)) => {
+                    // Times add up and rates do not: a rate's share is in µs per item.
+                    let (share, unit) = if row.higher_is_better {
+                        (1e6 / m - 1e6 / f, " µs")
+                    } else {
+                        (m - f, "")
+                    };
+                    let sign = if share < 0.0 { "−" } else { "+" };
+                    format!("{} ({sign}{}{unit})", fmt_num(m), fmt_num(share.abs()))
+                }
+                (Some((m, ..)), None) => fmt_num(m),
+                (None, _) => "—".into(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {class} | {} | {} | {} | {} | {} |",
+                row.label,
+                row.unit,
+                fmt_cell(results.get((row.id, Rt::Floor, threads))),
+                cell(Rt::Polyloop),
+                cell(Rt::Tokio),
+                cell(Rt::Smol),
+            );
+        }
+    }
+}
+
 fn scaling_table(out: &mut String, rows: &[Row], results: &Results) {
     let _ = write!(out, "| row | runtime |");
     for n in SCALING_THREADS {
@@ -542,6 +650,9 @@ fn utc_now() -> String {
 
 /// The figure of one (row, runtime, class), in the row's unit.
 fn measure(id: &str, rt: Rt, threads: usize) -> f64 {
+    if rt == Rt::Floor {
+        return floor(id, threads);
+    }
     match id {
         "block_on_ready" => return block_on_ready(rt, threads, Way::Plain),
         "block_on_ready_installed" => return block_on_ready(rt, threads, Way::Installed),
@@ -689,6 +800,7 @@ impl Runtime {
                     .build()
                     .unwrap(),
             ),
+            (Rt::Floor, _) => unreachable!("a floor runs without a runtime"),
             (Rt::Smol, 0) => Runtime::SmolLocal,
             (Rt::Smol, n) => {
                 let ex = Arc::new(async_executor::Executor::new());
@@ -910,7 +1022,7 @@ fn timers(s: Spawner, n: usize, armed_only: bool) -> Fut<f64> {
 }
 
 /// The timer rows' `n` deadlines, as offsets from a base: spread over `SPREAD` by a
-/// fixed xorshift, so that every runtime sleeps to the same ones.
+/// fixed xorshift, so that every runtime and the floor sleep to the same ones.
 fn timer_offsets(n: usize) -> Vec<Duration> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..n)
@@ -1005,5 +1117,144 @@ fn block_on_ready(rt: Rt, threads: usize, way: Way) -> f64 {
         }
         // smol's `block_on` is async-io's, whatever the executor.
         (Rt::Smol, _) => time(|| async_io::block_on(ready(1u32))),
+        (Rt::Floor, _) => unreachable!("`block_on(ready)` has no floor"),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Floors: a row's work with no async runtime, to show each runtime's own share.
+
+/// The floor of row `id` in the class of `threads`, in the row's unit: like a
+/// runtime's figure, the median of `INNER` runs in this process after the first.
+fn floor(id: &str, threads: usize) -> f64 {
+    let mut vs: Vec<f64> = (0..INNER)
+        .map(|_| match id {
+            "ping_pong" => ping_pong_floor(channel_pair),
+            "ping_pong_slot" => ping_pong_floor(slot_pair),
+            "timers_1k" => timers_floor(1_000),
+            "children" => children_floor(threads),
+            _ => panic!("row {id:?} has no floor"),
+        })
+        .skip(1)
+        .collect();
+    vs.sort_by(f64::total_cmp);
+    vs[vs.len() / 2]
+}
+
+/// The two futures of a ping-pong row, polled in turn on this thread until both are
+/// done, with a waker that does nothing: no executor, no queue, and wakes and waker
+/// clones that cost nothing, so what is left is the channel's own work. Each poll lets
+/// the other future's next poll progress, so the loop never spins idle. ns per round
+/// trip.
+fn ping_pong_floor<A, B>(pair: impl FnOnce(u64) -> (A, B)) -> f64
+where
+    A: Future<Output = ()>,
+    B: Future<Output = ()>,
+{
+    let start = Instant::now();
+    let (pong, ping) = pair(PINGS);
+    let (mut pong, mut ping) = (pin!(pong), pin!(ping));
+    let mut cx = Context::from_waker(Waker::noop());
+    let (mut pong_done, mut ping_done) = (false, false);
+    while !(pong_done && ping_done) {
+        pong_done = pong_done || pong.as_mut().poll(&mut cx).is_ready();
+        ping_done = ping_done || ping.as_mut().poll(&mut cx).is_ready();
+    }
+    start.elapsed().as_nanos() as f64 / PINGS as f64
+}
+
+/// The 1k-timer row's deadlines slept to on this thread with no runtime: sorted, each
+/// wait on a timerfd armed for the next deadline, then `now - deadline` for every
+/// deadline passed. p50 overshoot in µs.
+///
+/// Every wait makes the system calls of async-io's reactor (the `polling` crate's epoll
+/// backend, `Poller::wait_deadline`), which polyloop's and smol's timers sleep in:
+/// `timerfd_settime` with the time left (relative; zero, which disarms it, when the
+/// deadline has passed), `epoll_ctl(EPOLL_CTL_MOD)` to re-arm the timerfd's
+/// `EPOLLONESHOT` registration, `epoll_wait` (no timeout, or 0 when the time left is
+/// zero), then a `read` of its notification eventfd (non-blocking: it finds nothing)
+/// and an `EPOLL_CTL_MOD` that re-arms the eventfd's one-shot registration. The timerfd
+/// is never read: `timerfd_settime` clears its expirations.
+fn timers_floor(n: usize) -> f64 {
+    use rustix::buffer::spare_capacity;
+    use rustix::event::epoll::EventFlags as F;
+    use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
+    use rustix::time::{
+        Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, timerfd_create,
+        timerfd_settime,
+    };
+
+    let mut offsets = timer_offsets(n);
+    offsets.sort();
+    let epoll_fd = epoll::create(epoll::CreateFlags::CLOEXEC).expect("epoll_create1");
+    let timer =
+        timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK)
+            .expect("timerfd_create");
+    let notify = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).expect("eventfd");
+    // As `polling`: the timerfd is added with no interest, the eventfd readable.
+    let readable = F::ONESHOT | F::IN | F::HUP | F::ERR | F::PRI;
+    let key = epoll::EventData::new_u64(u64::MAX);
+    epoll::add(&epoll_fd, &timer, key, F::ONESHOT).expect("epoll_ctl(ADD)");
+    epoll::add(&epoll_fd, &notify, key, readable).expect("epoll_ctl(ADD)");
+    let mut events = Vec::with_capacity(1024);
+    let mut over = Vec::with_capacity(n);
+
+    let base = Instant::now();
+    let deadlines: Vec<Instant> = offsets.iter().map(|&off| base + off).collect();
+    let mut next = 0;
+    while next < n {
+        let left = deadlines[next].saturating_duration_since(Instant::now());
+        let it_value = Timespec::try_from(left).expect("under 50 ms");
+        let spec = Itimerspec { it_interval: Timespec::default(), it_value };
+        timerfd_settime(&timer, TimerfdTimerFlags::empty(), &spec).expect("timerfd_settime");
+        epoll::modify(&epoll_fd, &timer, key, readable).expect("epoll_ctl(MOD)");
+        let zero = Timespec::default();
+        events.clear();
+        epoll::wait(&epoll_fd, spare_capacity(&mut events), left.is_zero().then_some(&zero))
+            .expect("epoll_wait");
+        let _ = rustix::io::read(&notify, &mut [0u8; 8]);
+        epoll::modify(&epoll_fd, &notify, key, readable).expect("epoll_ctl(MOD)");
+        let now = Instant::now();
+        while next < n && deadlines[next] <= now {
+            over.push(now - deadlines[next]);
+            next += 1;
+        }
+    }
+    over.sort();
+    over[n / 2].as_secs_f64() * 1e6
+}
+
+/// `CHILDREN` runs of `/bin/true` with no runtime: `std`'s `spawn` and `wait`, on this
+/// thread (class 0), or on `threads` threads that each run their share of the children
+/// with their share of `ALIVE`, so that at most `ALIVE` are alive in all. Children per
+/// second.
+fn children_floor(threads: usize) -> f64 {
+    let start = Instant::now();
+    if threads == 0 {
+        run_children(CHILDREN, ALIVE);
+    } else {
+        thread::scope(|s| {
+            for t in 0..threads {
+                let count = CHILDREN / threads + usize::from(t < CHILDREN % threads);
+                s.spawn(move || run_children(count, (ALIVE / threads).max(1)));
+            }
+        });
+    }
+    CHILDREN as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Runs `/bin/true` `count` times, waiting for the oldest child whenever `alive` are
+/// alive, then for the rest.
+fn run_children(count: usize, alive: usize) {
+    let mut children = std::collections::VecDeque::with_capacity(alive);
+    for _ in 0..count {
+        if children.len() == alive {
+            let mut oldest: std::process::Child = children.pop_front().unwrap();
+            assert!(oldest.wait().unwrap().success());
+        }
+        children.push_back(Command::new("/bin/true").spawn().expect("spawns /bin/true"));
+    }
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
     }
 }
