@@ -204,10 +204,10 @@ pub(crate) struct Callbacks {
 }
 
 impl Drop for Callbacks {
-    /// What is still scheduled when the loop's memory goes (a callback scheduled while
-    /// the loop closed, or the callbacks of a loop inherited through `fork()`) is
-    /// dropped as [`Callbacks::clear`] drops it; with no loop left to tell, a panic goes
-    /// to the default handler.
+    /// What is still scheduled when the loop's memory goes (the callbacks of a loop
+    /// inherited through `fork()`, which is never closed) is dropped as
+    /// [`Callbacks::clear`] drops it; with no loop left to tell, a panic goes to the
+    /// default handler.
     fn drop(&mut self) {
         self.clear(&|panic: &(dyn Any + Send), loc, stage| {
             crate::exception::report(None, panic_context(panic, loc, stage));
@@ -240,6 +240,10 @@ type Ready = (Handle, Callback, Loc, u64);
 
 #[derive(Default)]
 struct Queues {
+    /// Set by [`Callbacks::clear`]: from then on every push is refused. Read and set
+    /// under the lock, so that a push is either in the queues before `clear` takes
+    /// them, and dropped by it, or refused.
+    closed: bool,
     ready: VecDeque<Ready>,
     timers: BinaryHeap<Timed>,
     seq: u64,
@@ -302,17 +306,23 @@ impl Callbacks {
     /// Schedules a ready callback. `mark` reads the executor's push mark (see
     /// [`Executor::push_mark`](crate::executor::Executor)); `spawn_driver` spawns one
     /// more segment driver ([`Callbacks::drive_segments`]) when none is idle.
+    ///
+    /// Gives `callback` back, not scheduled, once [`Callbacks::clear`] has run: the
+    /// caller drops it (outside the lock, with [`drop_callback`]) and refuses.
     pub(crate) fn push_ready(
         &self,
         callback: Callback,
         loc: Loc,
         mark: impl Fn() -> PushMark,
         spawn_driver: impl FnOnce(),
-    ) -> Handle {
-        let handle = Handle::new();
+    ) -> Result<Handle, Callback> {
         let mut q = self.lock();
+        if q.closed {
+            return Err(callback);
+        }
+        let handle = Handle::new();
         Self::queue_ready(&mut q, vec![(handle.clone(), callback, loc)], mark, spawn_driver);
-        handle
+        Ok(handle)
     }
 
     /// Puts `due` at the back of the line: in the open segment if no task was queued
@@ -344,10 +354,20 @@ impl Callbacks {
         q.open = Some((seg, mark()));
     }
 
-    pub(crate) fn push_timed(&self, when: Instant, callback: Callback, loc: Loc) -> TimerHandle {
+    /// Schedules a callback due at `when`; gives it back, as [`Callbacks::push_ready`]
+    /// does, once [`Callbacks::clear`] has run.
+    pub(crate) fn push_timed(
+        &self,
+        when: Instant,
+        callback: Callback,
+        loc: Loc,
+    ) -> Result<TimerHandle, Callback> {
         let handle = Handle::new();
         let sleeper = {
             let mut q = self.lock();
+            if q.closed {
+                return Err(callback);
+            }
             q.seq += 1;
             let seq = q.seq;
             let earliest = q.timers.peek().is_none_or(|t| when < t.when);
@@ -362,7 +382,7 @@ impl Callbacks {
         if let Some(sleeper) = sleeper {
             sleeper.wake();
         }
-        TimerHandle { handle, when }
+        Ok(TimerHandle { handle, when })
     }
 
     /// Sets `next_due` (under the lock), and `armed` with it.
@@ -492,10 +512,16 @@ impl Callbacks {
     }
 
     /// Drops every scheduled callback, each one even when others panic while being
-    /// dropped: `report` gets each such panic.
+    /// dropped: `report` gets each such panic. From then on every push is refused.
+    ///
+    /// A push from another thread that saw the loop open before it closed may come
+    /// this late: marking the queues closed under the lock that pushes take orders it
+    /// with this. Either it came first, and its callback is taken and dropped here, or
+    /// it is refused; none is left in the queues once this returns.
     pub(crate) fn clear(&self, report: &impl Fn(&(dyn Any + Send), Loc, Stage)) {
         let (ready, timers, idle, sleeper) = {
             let mut q = self.lock();
+            q.closed = true;
             q.open = None;
             self.set_next_due(NO_TIMER);
             (

@@ -210,6 +210,11 @@ impl EventLoop {
     /// panic while a callback is dropped is caught and reported as a callback's panic
     /// is; every callback is dropped all the same.
     ///
+    /// Callbacks scheduled from other threads while the loop closes are either dropped
+    /// by `close()` or refused (the call panics, as on a closed loop): once `close()`
+    /// returns, every callback the loop accepted has run or been dropped, with what it
+    /// captured, and every later call is refused.
+    ///
     /// # Errors
     ///
     /// [`Error::Running`] if the loop is running.
@@ -480,8 +485,10 @@ impl EventLoop {
     ///
     /// # Panics
     ///
-    /// If the loop is closed (`callback` is dropped first: a panic of its drop is
-    /// reported, not raised).
+    /// If the loop is closed, also when it closes on another thread during this call
+    /// (`callback` is dropped first: a panic of its drop is reported, not raised). A
+    /// call that returns has scheduled the callback, and the loop's `close()` drops it
+    /// if it has not run.
     ///
     /// # Examples
     ///
@@ -519,8 +526,10 @@ impl EventLoop {
     ///
     /// # Panics
     ///
-    /// If the loop is closed (`callback` is dropped first: a panic of its drop is
-    /// reported, not raised).
+    /// If the loop is closed, also when it closes on another thread during this call
+    /// (`callback` is dropped first: a panic of its drop is reported, not raised). A
+    /// call that returns has scheduled the callback, and the loop's `close()` drops it
+    /// if it has not run.
     ///
     /// # Examples
     ///
@@ -550,8 +559,10 @@ impl EventLoop {
     ///
     /// # Panics
     ///
-    /// If the loop is closed (`callback` is dropped first: a panic of its drop is
-    /// reported, not raised).
+    /// If the loop is closed, also when it closes on another thread during this call
+    /// (`callback` is dropped first: a panic of its drop is reported, not raised). A
+    /// call that returns has scheduled the callback, and the loop's `close()` drops it
+    /// if it has not run.
     #[track_caller]
     pub fn call_at<F: FnOnce() + Send + 'static>(&self, when: Instant, callback: F) -> TimerHandle {
         let loc = Location::caller();
@@ -559,7 +570,10 @@ impl EventLoop {
             Ok(callback) => callback,
             Err(err) => panic!("{err}"),
         };
-        self.inner.callbacks.push_timed(when, self.instrument_callback(callback), loc)
+        match self.inner.callbacks.push_timed(when, self.instrument_callback(callback), loc) {
+            Ok(handle) => handle,
+            Err(callback) => panic!("{}", self.refuse(callback, loc)),
+        }
     }
 
     /// The loop's clock (monotonic).
@@ -681,38 +695,46 @@ impl EventLoop {
         loc: &'static Location<'static>,
     ) -> Result<Handle, Error> {
         let callback = self.accept_callback(callback, loc)?;
-        Ok(self.push_ready(callback, loc))
+        self.push_ready(callback, loc)
     }
 
-    /// Gives `callback` back if the loop is open; else drops it (a panic of its drop is
-    /// reported, as any callback's) and says why. Dropped here, not as the refusal
-    /// unwinds: a panic then would abort the process.
+    /// Gives `callback` back if the loop is open; else refuses it (see
+    /// [`refuse`](EventLoop::refuse)).
+    ///
+    /// A first look only: `close()` may begin right after it. The pushes decide, under
+    /// the queues' lock, in order with the clearing of the queues by `close()` (see
+    /// [`Callbacks::clear`]): a callback is either in the queues before they are
+    /// cleared, and dropped by `close()`, or refused there.
     fn accept_callback<F>(&self, callback: F, loc: &'static Location<'static>) -> Result<F, Error> {
         match self.check_open() {
             Ok(()) => Ok(callback),
-            Err(err) => {
-                drop_callback(callback, loc, &|panic, loc, stage| {
-                    self.report_callback_panic(panic, loc, stage)
-                });
-                Err(err)
-            }
+            Err(_) => Err(self.refuse(callback, loc)),
         }
     }
 
-    /// Schedules a ready callback (see [`Callbacks`] for the order).
+    /// Drops `callback`, refused by a closed loop (a panic of its drop is reported, as
+    /// any callback's), and says why. Dropped here, not as the refusal unwinds: a panic
+    /// then would abort the process.
+    fn refuse<F>(&self, callback: F, loc: &'static Location<'static>) -> Error {
+        drop_callback(callback, loc, &|panic, loc, stage| {
+            self.report_callback_panic(panic, loc, stage)
+        });
+        Error::Closed { loop_id: self.inner.id }
+    }
+
+    /// Schedules a ready callback (see [`Callbacks`] for the order), or refuses it if
+    /// the loop's `close()` has cleared the queues meanwhile.
     fn push_ready<F: FnOnce() + Send + 'static>(
         &self,
         callback: F,
         loc: &'static Location<'static>,
-    ) -> Handle {
+    ) -> Result<Handle, Error> {
         let callback = self.instrument_callback(callback);
         let ex = &self.inner.executor;
-        self.inner.callbacks.push_ready(
-            callback,
-            loc,
-            || ex.push_mark(),
-            || self.spawn_segment_driver(),
-        )
+        self.inner
+            .callbacks
+            .push_ready(callback, loc, || ex.push_mark(), || self.spawn_segment_driver())
+            .map_err(|callback| self.refuse(callback, loc))
     }
 
     /// Spawns one more driver of callback segments (see [`Callbacks`]).
@@ -913,6 +935,30 @@ mod tests {
             idle <= crate::handle::IDLE_DRIVERS,
             "{idle} idle segment drivers kept after the burst"
         );
+        lp.close().unwrap();
+    }
+
+    /// A call that saw the loop open, and pushes its callback only after `close()` has
+    /// cleared the queues (a call from another thread racing `close()`), is refused,
+    /// and its callback dropped at once: it is not left in the queues, holding what it
+    /// captured until the loop's memory goes.
+    #[test]
+    fn a_callback_pushed_after_close_cleared_the_queues_is_refused_and_dropped() {
+        let lp = EventLoop::new().unwrap();
+        // What `close()` does last, on a loop that still looks open.
+        lp.inner.callbacks.clear(&|_, _, _| unreachable!("nothing was scheduled"));
+        let held = Arc::new(());
+        let h = held.clone();
+        let err = lp.try_call_soon_at(move || drop(h), Location::caller()).unwrap_err();
+        assert!(err.is_closed(), "{err}");
+        assert_eq!(Arc::strong_count(&held), 1, "the refused ready callback was kept");
+        let h = held.clone();
+        let panic = catch_unwind(AssertUnwindSafe(|| lp.call_at(lp.time(), move || drop(h))))
+            .expect_err("a timed callback pushed after the queues were cleared was accepted");
+        let message = panic_message(&*panic);
+        assert!(message.contains("is closed"), "{message}");
+        assert_eq!(Arc::strong_count(&held), 1, "the refused timed callback was kept");
+        assert_eq!(lp.pending_callbacks(), 0);
         lp.close().unwrap();
     }
 }
