@@ -228,3 +228,96 @@ fn callbacks_scheduled_while_the_loop_closes_are_refused_or_dropped_by_close() {
         Err(_) => panic!("watchdog: the rounds did not finish"),
     }
 }
+
+/// One round of spawns: `PUSHERS` threads spawn tasks that hold a drop counter and a
+/// sender and never finish on their own, until the loop refuses them, while this
+/// thread closes it. Returns how many tasks the loop accepted.
+fn spawn_round(n: usize) -> usize {
+    let lp = EventLoop::new().unwrap();
+    let drops: Drops = Arc::default();
+    let (alive, senders_gone) = mpsc::channel::<()>();
+    let started = Arc::new(AtomicUsize::new(0));
+    let spawners: Vec<_> = (0..PUSHERS)
+        .map(|_| {
+            let (lp, drops, alive, started) =
+                (lp.clone(), drops.clone(), alive.clone(), started.clone());
+            std::thread::spawn(move || {
+                let mut tasks = Vec::new();
+                let mut refused = 0;
+                loop {
+                    let held =
+                        Held { drops: drops.clone(), kind: Kind::Soon, _alive: alive.clone() };
+                    let future = async move {
+                        let _held = held;
+                        std::future::pending::<()>().await;
+                    };
+                    match lp.try_spawn(future) {
+                        Ok(task) => {
+                            if tasks.is_empty() {
+                                started.fetch_add(1, Ordering::SeqCst);
+                            }
+                            tasks.push(task);
+                        }
+                        Err(_) => {
+                            refused += 1;
+                            break;
+                        }
+                    }
+                }
+                (tasks, refused)
+            })
+        })
+        .collect();
+    drop(alive);
+    wait_for("the threads' first tasks", || started.load(Ordering::SeqCst) >= PUSHERS);
+    if n % 2 == 1 {
+        let stopper = lp.clone();
+        lp.call_soon(move || stopper.stop());
+        lp.run_forever().unwrap();
+    }
+    lp.close().unwrap();
+    let (mut accepted, mut refused) = (0, 0);
+    let mut tasks = Vec::new();
+    for spawner in spawners {
+        let (t, r) = spawner.join().unwrap();
+        accepted += t.len();
+        refused += r;
+        tasks.extend(t);
+    }
+    // What the closed loop accepted was cancelled by `close()` (its handle says it
+    // finished, and awaiting it would not hang); refused futures were dropped by the
+    // call that refused them.
+    assert!(
+        tasks.iter().all(|t| t.is_finished()),
+        "round {n}: {} of {accepted} accepted tasks outlived close() unfinished",
+        tasks.iter().filter(|t| !t.is_finished()).count()
+    );
+    assert_eq!(
+        drops[0].load(Ordering::SeqCst),
+        accepted + refused,
+        "round {n}: futures dropped, of those spawned; fewer: tasks the loop accepted \
+         outlived close() ({accepted} accepted)"
+    );
+    drop(tasks);
+    assert_eq!(
+        senders_gone.try_recv(),
+        Err(TryRecvError::Disconnected),
+        "round {n}: a sender held by an accepted task outlived close()"
+    );
+    drop(lp);
+    accepted
+}
+
+#[test]
+fn tasks_spawned_while_the_loop_closes_are_refused_or_cancelled_by_close() {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let out = catch_unwind(|| (0..ROUNDS).map(spawn_round).sum::<usize>());
+        let _ = tx.send(out);
+    });
+    match rx.recv_timeout(ALL_ROUNDS_WATCHDOG) {
+        Ok(Ok(accepted)) => assert!(accepted > 0, "no task was ever accepted"),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("watchdog: the rounds did not finish"),
+    }
+}

@@ -202,7 +202,8 @@ impl EventLoop {
     /// [runner context](LoopBuilder::runner_context), if the loop has one), then runs
     /// the [after-close hooks](LoopBuilder::after_close). Closing a closed loop does
     /// nothing. Any thread may close a loop. Dropping the last handle closes the loop
-    /// too.
+    /// too. A task spawned from another thread as the loop closes is either refused
+    /// or dropped with the others: once `close` returns, its [`Task`] has finished.
     ///
     /// `!Send` tasks ([`spawn_local`](EventLoop::spawn_local)) are only ever dropped
     /// on their home thread: closed from another thread, the loop leaves them to it.

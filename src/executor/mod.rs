@@ -128,6 +128,7 @@ impl<'a> Executor<'a> {
         // Not `runnable.schedule()`: a new task goes to the back of the line, where the
         // schedule function would put it in the LIFO slot if a running task spawned it.
         self.state.schedule_spawned(runnable);
+        self.state.spawned();
         Task::new(task)
     }
 
@@ -162,6 +163,7 @@ impl<'a> Executor<'a> {
         });
         // As in `spawn_inner`: the schedule function, called directly.
         self.state.schedule_home(runnable);
+        self.state.spawned();
         Ok(Task::new(task))
     }
 

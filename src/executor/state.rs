@@ -104,6 +104,9 @@ pub(crate) struct State {
     /// Set while a runner may be on its own (see [`Runner::lone_begin`]): a runner that
     /// joins then forces a barrier on it. Only that runner clears it.
     lone: AtomicBool,
+    /// Set by [`State::cancel_all`]: a task spawned from then on is dropped as soon as
+    /// it is queued (see [`State::spawned`]).
+    closed: AtomicBool,
 }
 
 /// A value alone on its cache line (two lines: adjacent-line prefetch pairs them).
@@ -292,6 +295,7 @@ impl State {
             reporter: std::sync::OnceLock::new(),
             watcher: AtomicUsize::new(NO_WATCHER),
             lone: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             queued_hint: AtomicBool::new(false),
             pushes: AtomicUsize::new(0),
         }
@@ -548,6 +552,10 @@ impl State {
     /// queued, then drops every queued runnable, which drops the futures (`!Send` ones
     /// only on their home thread: see `home.rs`).
     pub(crate) fn cancel_all(&self) {
+        // Pairs with the fence in `spawned`: a spawn that raced this either queued its
+        // task before the fence below, and the drain finds it, or sees `closed`.
+        self.closed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         self.home.close();
         let wakers = self.active().take_all();
         for waker in wakers {
@@ -556,6 +564,25 @@ impl State {
         // Dropping a runnable drops its future; the future's guard then finds its slot
         // gone, which `Slab::remove` tolerates.
         self.drain();
+    }
+
+    /// Called after a new task was queued: if the executor was cancelled meanwhile
+    /// ([`State::cancel_all`], as a loop closes), drops what is queued, this task
+    /// included. A spawn racing the cancel would otherwise leave its task queued after
+    /// the drain, with its future alive and its `Task` unfinished until the executor's
+    /// memory goes.
+    ///
+    /// No fence that costs anything: the push that queued the task ended with a full
+    /// one (in [`State::any_sleeping`]), or, on a runner on its own, the compiler fence
+    /// here is made a full one by the barrier of the drain's [`State::join`] (as in
+    /// [`Runner::lone_begin`]). Either `cancel_all`'s fence comes first, and the load
+    /// below sees `closed`, or the push's does, and the drain finds the task.
+    #[inline]
+    pub(crate) fn spawned(&self) {
+        lone::light();
+        if self.closed.load(Ordering::Relaxed) {
+            self.drain();
+        }
     }
 
     /// Drops every queued runnable.

@@ -201,3 +201,29 @@ fn cancel_all_racing_a_finishing_task_releases_it_once() {
         assert!(ex.is_empty());
     });
 }
+
+/// A spawn from another thread racing the cancellation of every task (as a loop
+/// closes): the new task is either found by the cancellation's drain or drains itself
+/// as it sees the executor cancelled; its future is dropped once either way, and its
+/// handle says it finished, where it used to stay queued, alive, until the executor
+/// went.
+#[test]
+fn a_spawn_racing_cancel_all_is_cancelled_too() {
+    model(|| {
+        let ex = StdArc::new(Executor::new());
+        let drops = Arc::new(AtomicUsize::new(0));
+        let counted = Counted(drops.clone());
+        let spawner_ex = ex.clone();
+        let spawner = loom::thread::spawn(move || {
+            spawner_ex.spawn(async move {
+                let _c = counted;
+                std::future::pending::<()>().await;
+            })
+        });
+        ex.cancel_all_now();
+        let task = spawner.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "the future is dropped once");
+        assert!(task.is_finished(), "the task was left queued after the cancellation");
+        assert!(ex.is_empty());
+    });
+}
