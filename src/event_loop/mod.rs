@@ -741,8 +741,11 @@ impl EventLoop {
     /// Spawns one more driver of callback segments (see [`Callbacks`]).
     fn spawn_segment_driver(&self) {
         let driver = self.inner.callbacks.clone().drive_segments(self.panic_reporter());
+        // Under the callbacks' lock: `spawn_own`, which runs no task's `Drop`. The
+        // driver holds no value of the user's; one that a close raced stays queued
+        // until the loop's memory goes.
         // SAFETY: the future is `Send + 'static`.
-        unsafe { self.inner.executor.spawn_inner(driver, driver_location()) }.detach();
+        unsafe { self.inner.executor.spawn_own(driver, driver_location()) }.detach();
     }
 
     /// What reports the panic of a callback (as it ran, or as it was dropped), and
@@ -961,5 +964,55 @@ mod tests {
         assert_eq!(Arc::strong_count(&held), 1, "the refused timed callback was kept");
         assert_eq!(lp.pending_callbacks(), 0);
         lp.close().unwrap();
+    }
+
+    /// A `call_soon` that saw the loop open, made after `close()` on another thread
+    /// cancelled the tasks and before it cleared the callbacks, spawns a driver for its
+    /// callback under the callbacks' lock: that spawn must not drop the tasks left to
+    /// this thread (`!Send` ones, for their home thread), whose `Drop` may take the
+    /// same lock (here through `pending_callbacks`).
+    #[test]
+    fn a_callback_pushed_as_the_loop_closes_drops_no_task_under_the_callbacks_lock() {
+        struct Guard(EventLoop, Arc<AtomicBool>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                let _ = self.0.pending_callbacks();
+                self.1.store(true, Ordering::SeqCst);
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let d = dropped.clone();
+        std::thread::spawn(move || {
+            let lp = EventLoop::new().unwrap();
+            let guard = Guard(lp.clone(), d);
+            let l = lp.clone();
+            lp.run_until_complete(async move {
+                l.spawn_local(async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await;
+                })
+                .detach();
+                crate::yield_now().await;
+            })
+            .unwrap();
+            // What `close()` on another thread does first: the `!Send` task is left to
+            // this, its home thread.
+            let other = lp.clone();
+            std::thread::spawn(move || other.inner.executor.cancel_all()).join().unwrap();
+            lp.call_soon(|| {});
+            tx.send("call_soon returned").unwrap();
+            // The home thread drops the task as it closes the loop, outside any lock.
+            lp.close().unwrap();
+            tx.send("closed").unwrap();
+        });
+        let watchdog = Duration::from_secs(60);
+        assert_eq!(
+            rx.recv_timeout(watchdog),
+            Ok("call_soon returned"),
+            "call_soon never returned: a task was dropped under the callbacks' lock"
+        );
+        assert_eq!(rx.recv_timeout(watchdog), Ok("closed"));
+        assert!(dropped.load(Ordering::SeqCst), "the home thread's close dropped the task");
     }
 }

@@ -116,6 +116,26 @@ impl<'a> Executor<'a> {
         future: impl Future<Output = T> + 'a,
         loc: &'static Location<'static>,
     ) -> Task<T> {
+        // SAFETY: forwarded to the caller (see the `# Safety` section).
+        let task = unsafe { self.spawn_own(future, loc) };
+        self.state.spawned();
+        task
+    }
+
+    /// [`Executor::spawn_inner`] without its look at a cancellation that raced it: for
+    /// polyloop's own tasks that hold nothing of the user's, spawned under a lock of
+    /// polyloop's (a driver of callbacks, under the callbacks' lock). An executor
+    /// cancelled meanwhile leaves such a task queued until it is dropped; draining it
+    /// there would drop other tasks, and so run their `Drop`s, under that lock.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Executor::spawn_inner`].
+    pub(crate) unsafe fn spawn_own<T: 'a>(
+        &self,
+        future: impl Future<Output = T> + 'a,
+        loc: &'static Location<'static>,
+    ) -> Task<T> {
         let (runnable, task) = self.state.register(loc, false, |tracked| {
             // SAFETY: forwarded to the caller (see the `# Safety` section).
             unsafe {
@@ -128,7 +148,6 @@ impl<'a> Executor<'a> {
         // Not `runnable.schedule()`: a new task goes to the back of the line, where the
         // schedule function would put it in the LIFO slot if a running task spawned it.
         self.state.schedule_spawned(runnable);
-        self.state.spawned();
         Task::new(task)
     }
 

@@ -575,8 +575,10 @@ impl State {
     /// No fence that costs anything: the push that queued the task ended with a full
     /// one (in [`State::any_sleeping`]), or, on a runner on its own, the compiler fence
     /// here is made a full one by the barrier of the drain's [`State::join`] (as in
-    /// [`Runner::lone_begin`]). Either `cancel_all`'s fence comes first, and the load
-    /// below sees `closed`, or the push's does, and the drain finds the task.
+    /// [`Runner::lone_begin`]; without the barrier, the drain waits for that runner to
+    /// give its private queue up, and then empties it). Either `cancel_all`'s fence
+    /// comes first, and the load below sees `closed`, or the push's does, and the
+    /// drain finds the task.
     #[inline]
     pub(crate) fn spawned(&self) {
         lone::light();
@@ -611,9 +613,11 @@ impl State {
                 std::thread::yield_now();
             }
             drop(local.take_slot());
+            // Without the barrier, a runner on its own moved its private tasks into its
+            // local queue as it gave that up, which the wait above waited for.
+            while local.queue.pop().is_ok() {}
         }
-        // Without the barrier, a runner on its own moved its private queue there
-        // itself, before it was no longer marked on its own.
+        // And what did not fit in its local queue went to the global one.
         while self.global.pop().is_ok() {}
         self.runners.fetch_sub(1, Ordering::Release);
     }
@@ -1901,6 +1905,39 @@ mod tests {
         owner.join().unwrap();
         drainer.join().unwrap();
         assert!(finished, "the drain waited 30 s for an idle runner on its own");
+    }
+
+    /// A drain whose barrier failed waits for a runner on its own to give that up;
+    /// the runner then moves its private tasks into its local queue, which the drain
+    /// had emptied already: it must look there again, or the cancelled tasks stay
+    /// queued (and the runner may run them later).
+    #[test]
+    fn a_drain_whose_barrier_failed_drops_the_private_tasks_moved_after_it_began() {
+        let (_serial, state, owner) = alone();
+        {
+            let _entered = owner.enter();
+            state.push_back(&owner, task(&state));
+        }
+        assert_eq!(owner.private_len.get(), 1);
+        let st = state.clone();
+        let drainer = std::thread::spawn(move || {
+            lone::FAIL_HEAVY.set(true);
+            st.drain();
+        });
+        // The drain has joined; give it a moment to empty the local queue and begin to
+        // wait (if it has not yet, the test passes without showing anything).
+        let start = Instant::now();
+        while state.runners.load(Ordering::SeqCst) < 2 && !drainer.is_finished() {
+            assert!(start.elapsed() < Duration::from_secs(60), "watchdog: the drain never joined");
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        // The runner's next look: it sees the drain and gives its private queue up.
+        owner.before_idle();
+        drainer.join().unwrap();
+        let left = std::iter::from_fn(|| owner.local.queue.pop().ok()).count()
+            + std::iter::from_fn(|| state.global.pop().ok()).count();
+        assert_eq!(left, 0, "tasks left queued after the drain");
     }
 
     #[test]
