@@ -244,6 +244,58 @@ fn io_and_timers_from_async_io_work_inside() {
     assert_eq!(got, "hello");
 }
 
+/// A loop closed on another thread while a worker that is the home of its `!Send`
+/// tasks runs: the close wakes those tasks so that they are dropped, and leaves them to
+/// the worker, their home thread, which must drop them, not poll them again.
+#[test]
+fn a_worker_home_to_not_send_tasks_drops_them_when_the_loop_closes_elsewhere() {
+    // `!Send` through the marker: only its home thread may poll or drop it.
+    struct Counted(Arc<AtomicUsize>, Arc<AtomicUsize>, std::marker::PhantomData<std::rc::Rc<()>>);
+    impl std::future::Future for Counted {
+        type Output = ();
+        fn poll(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            std::task::Poll::Pending
+        }
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let watchdog = Duration::from_secs(60);
+    let lp = EventLoop::new().unwrap();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let worker = {
+        let (lp, polls, drops) = (lp.clone(), polls.clone(), drops.clone());
+        std::thread::spawn(move || {
+            let l = lp.clone();
+            lp.run_worker(async move {
+                l.spawn_local(Counted(polls, drops, std::marker::PhantomData)).detach();
+                let _ = stop_rx.recv().await;
+            })
+            .unwrap();
+        })
+    };
+    let start = std::time::Instant::now();
+    while polls.load(Ordering::SeqCst) == 0 {
+        assert!(start.elapsed() < watchdog, "watchdog: the task never ran");
+        std::thread::yield_now();
+    }
+    lp.close().unwrap();
+    // The worker is woken for the task the close left to it; give it a moment.
+    std::thread::sleep(Duration::from_millis(50));
+    stop_tx.send_blocking(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!(polls.load(Ordering::SeqCst), 1, "the closed loop's task was polled again");
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the home thread dropped the task");
+}
+
 #[test]
 fn run_worker_lends_a_thread_to_the_loop() {
     let lp = EventLoop::new().unwrap();

@@ -64,13 +64,24 @@ impl Home {
         self.queue.len()
     }
 
-    /// Takes a runnable to run, if the calling thread (`me`) is the home thread.
+    /// Takes a runnable to run, if the calling thread (`me`) is the home thread. Once
+    /// the executor cancelled its tasks (a loop closed on another thread, while this
+    /// one runs it as a worker), drops what is queued instead: those tasks were left
+    /// here to be dropped, not run.
     #[inline]
     pub(crate) fn pop_for(&self, me: u64) -> Option<Runnable> {
         if self.queue.is_empty() || self.thread.load(Ordering::Acquire) != me {
             return None;
         }
-        self.queue.pop().ok()
+        let runnable = self.queue.pop().ok()?;
+        // Set before the cancellation woke the tasks, so before the push that this pop
+        // took (or before a later one).
+        if self.closed.load(Ordering::Acquire) != 0 {
+            drop(runnable);
+            self.drop_queued();
+            return None;
+        }
+        Some(runnable)
     }
 
     /// Marks the executor's tasks cancelled; queued runnables are dropped, not run.
