@@ -1907,6 +1907,24 @@ mod tests {
         assert!(finished, "the drain waited 30 s for an idle runner on its own");
     }
 
+    /// A task that a runner on its own queues after the executor was cancelled on
+    /// another thread is dropped by the spawn's look at the cancellation, not left
+    /// queued. (With a failed barrier, the cancel waits for the runner's next look at
+    /// the queues: see the test below.)
+    #[test]
+    fn a_runner_spawning_after_a_cancel_elsewhere_drops_what_it_queued() {
+        let (_serial, state, owner) = alone();
+        let st = state.clone();
+        std::thread::spawn(move || st.cancel_all()).join().unwrap();
+        let _entered = owner.enter();
+        state.push_back(&owner, task(&state));
+        state.spawned();
+        let left = owner.private_len.get()
+            + std::iter::from_fn(|| owner.local.queue.pop().ok()).count()
+            + std::iter::from_fn(|| state.global.pop().ok()).count();
+        assert_eq!(left, 0, "a task queued after the cancel was left");
+    }
+
     /// A drain whose barrier failed waits for a runner on its own to give that up;
     /// the runner then moves its private tasks into its local queue, which the drain
     /// had emptied already: it must look there again, or the cancelled tasks stay
