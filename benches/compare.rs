@@ -6,7 +6,7 @@
 //! cargo bench --bench compare -- --write BENCHMARKS.md     # and puts them in the file
 //! ```
 //!
-//! Options (after `--`): `--reps N` (default 5), `--scaling-reps N` (default 5),
+//! Options (after `--`): `--reps N` (default 9), `--scaling-reps N` (default 5),
 //! `--no-scaling`, `--only SUBSTRING` (rows whose name contains it), `--write FILE`
 //! (replaces the text between the `<!-- compare:begin -->` and `<!-- compare:end -->`
 //! lines of FILE), `--help`. A bad option, a row or runtime that does not exist, or a
@@ -203,7 +203,7 @@ const SCALING: usize = 1 << 20;
 /// How to call this bench (printed by `--help`, and with an error for a bad option).
 const USAGE: &str = "\
 usage: cargo bench --bench compare -- [OPTIONS]
-  --reps N            repetitions of every row (default 5, at least 1)
+  --reps N            repetitions of every row (default 9, at least 1)
   --scaling-reps N    repetitions of the scaling table (default 5, at least 1)
   --no-scaling        leave the scaling table out
   --only SUBSTRING    only the rows whose id contains SUBSTRING (with their floors)
@@ -236,7 +236,7 @@ enum Invocation {
 /// Parses the options after `--` (`cargo bench` adds a `--bench` of its own). An
 /// error says what was wrong.
 fn parse_args(args: &[String]) -> Result<Invocation, String> {
-    let mut opts = Options { reps: 5, scaling_reps: 5, scaling: true, only: None, write: None };
+    let mut opts = Options { reps: 9, scaling_reps: 5, scaling: true, only: None, write: None };
     let mut it = args.iter().map(String::as_str);
     let count = |flag: &str, v: Option<&str>| -> Result<usize, String> {
         let v = v.ok_or(format!("{flag} needs a number"))?;
