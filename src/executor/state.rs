@@ -613,8 +613,12 @@ impl State {
                 std::thread::yield_now();
             }
             drop(local.take_slot());
-            // Without the barrier, a runner on its own moved its private tasks into its
-            // local queue as it gave that up, which the wait above waited for.
+            // A runner on its own that gave its private queue up itself (as it saw the
+            // join, or, without the barrier, as the wait above waited for) moves the
+            // tasks into its local queue before it marks them moved.
+            while local.private_state.load(Ordering::Acquire) == PRIVATE_CLAIMED {
+                std::thread::yield_now();
+            }
             while local.queue.pop().is_ok() {}
         }
         // And what did not fit in its local queue went to the global one.
@@ -1007,7 +1011,8 @@ impl Runner {
     #[cold]
     #[inline(never)]
     fn give_up_lone(&self) {
-        let any = self.local.requeue(&self.state, self.take_private());
+        let mut any = false;
+        self.take_private(|tasks| any = self.local.requeue(&self.state, tasks));
         // After the move: a runner that sees this one no longer on its own finds them.
         self.leave_lone();
         if any {
@@ -1038,10 +1043,12 @@ impl Runner {
         self.local.in_op.store(false, Ordering::Release);
     }
 
-    /// As this runner stops being on its own: the tasks of its private queue, if a
-    /// runner that joined did not move them already (then waits until it has).
+    /// As this runner stops being on its own: hands the tasks of its private queue to
+    /// `place`, unless a runner that joined moved them already (then waits until it
+    /// has). The queue is marked moved only after `place` put them somewhere, so that
+    /// a drain that sees the move under way can wait for it (see [`State::drain`]).
     #[cold]
-    fn take_private(&self) -> VecDeque<Runnable> {
+    fn take_private(&self, place: impl FnOnce(VecDeque<Runnable>)) {
         let state = &self.local.private_state;
         self.private_len.set(0);
         if state
@@ -1050,15 +1057,14 @@ impl Runner {
         {
             // SAFETY: this runner is no longer on its own (no plain operation of its
             // own is under way), and it won the queue.
-            let tasks = std::mem::take(unsafe { &mut *self.local.private.get() });
+            place(std::mem::take(unsafe { &mut *self.local.private.get() }));
             state.store(PRIVATE_MOVED, Ordering::Release);
-            return tasks;
+            return;
         }
         // A joiner is moving them (a few pushes): wait until it has.
         while state.load(Ordering::Acquire) != PRIVATE_MOVED {
             std::thread::yield_now();
         }
-        VecDeque::new()
     }
 
     /// Counts a task queued while this runner is not on its own: after enough of them
@@ -1515,13 +1521,11 @@ impl Runner {
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        let private = if self.lone.get() {
-            let private = self.take_private();
+        let mut private = VecDeque::new();
+        if self.lone.get() {
+            self.take_private(|tasks| private = tasks);
             self.leave_lone();
-            private
-        } else {
-            VecDeque::new()
-        };
+        }
         self.release_watch();
         self.state
             .locals
@@ -1555,6 +1559,11 @@ impl Drop for Runner {
             self.state.note_queued();
             self.state.notify_one();
         }
+        // A drain that raced this (a loop closed on another thread as this run ended)
+        // may have emptied the global queue before the pushes above: as a spawn does,
+        // look at the cancellation after them (the fence pairs with `cancel_all`'s).
+        fence(Ordering::SeqCst);
+        self.state.spawned();
     }
 }
 
@@ -1923,6 +1932,80 @@ mod tests {
             + std::iter::from_fn(|| owner.local.queue.pop().ok()).count()
             + std::iter::from_fn(|| state.global.pop().ok()).count();
         assert_eq!(left, 0, "a task queued after the cancel was left");
+    }
+
+    /// A runner on its own that gives its private queue up itself as a drain joins
+    /// (the barrier worked, so the drain does not wait for it) must have moved the
+    /// tasks where the drain looks before the drain is done with its queues.
+    #[test]
+    fn a_drain_racing_a_runner_giving_its_private_queue_up_leaves_nothing_queued() {
+        let _serial = serial();
+        for round in 0..200 {
+            let state = Arc::new(State::new());
+            let ready = Arc::new(std::sync::Barrier::new(2));
+            let (drained_tx, drained_rx) = std::sync::mpsc::channel::<()>();
+            let (st, r) = (state.clone(), ready.clone());
+            let owner = std::thread::spawn(move || {
+                let runner = Runner::new(&st);
+                assert!(runner.lone.get());
+                {
+                    let _entered = runner.enter();
+                    for _ in 0..1000 {
+                        st.push_back(&runner, task(&st));
+                    }
+                }
+                r.wait();
+                {
+                    let _entered = runner.enter();
+                    let start = Instant::now();
+                    while runner.lone.get() {
+                        assert!(start.elapsed() < Duration::from_secs(60), "watchdog");
+                        runner.before_idle();
+                    }
+                }
+                drained_rx.recv().unwrap();
+                // Its own queues as the drain left them (`Runner::drop` would move
+                // them to the global queue).
+                let left = std::iter::from_fn(|| runner.local.queue.pop().ok()).count()
+                    + usize::from(runner.local.take_slot().is_some());
+                std::mem::forget(runner);
+                left
+            });
+            ready.wait();
+            state.drain();
+            drained_tx.send(()).unwrap();
+            let left =
+                owner.join().unwrap() + std::iter::from_fn(|| state.global.pop().ok()).count();
+            assert_eq!(left, 0, "round {round}: tasks left queued after the drain");
+        }
+    }
+
+    /// A runner whose run ends (`Runner::drop` hands its tasks to the global queue)
+    /// as the executor is cancelled on another thread leaves nothing queued.
+    #[test]
+    fn a_runner_ending_as_the_executor_is_cancelled_leaves_nothing_queued() {
+        let _serial = serial();
+        for round in 0..2000 {
+            let state = Arc::new(State::new());
+            let go = Arc::new(std::sync::Barrier::new(2));
+            let (st, g) = (state.clone(), go.clone());
+            let owner = std::thread::spawn(move || {
+                let runner = Runner::new(&st);
+                {
+                    let _entered = runner.enter();
+                    for _ in 0..50 {
+                        st.push_back(&runner, task(&st));
+                    }
+                }
+                g.wait();
+                drop(runner);
+            });
+            go.wait();
+            state.cancel_all();
+            owner.join().unwrap();
+            let left = std::iter::from_fn(|| state.global.pop().ok()).count();
+            assert_eq!(left, 0, "round {round}: tasks left queued after the cancel");
+        }
     }
 
     /// A drain whose barrier failed waits for a runner on its own to give that up;
