@@ -244,6 +244,65 @@ fn io_and_timers_from_async_io_work_inside() {
     assert_eq!(got, "hello");
 }
 
+/// A loop closed on another thread while a worker runs one of its tasks that keeps
+/// yielding: the close cancels it, and the worker, which goes on running, never polls
+/// it again (it used to be put back in line as it yielded, after the close had
+/// emptied the queues, and ran on for as long as the worker did).
+#[test]
+fn a_worker_stops_running_a_task_of_a_loop_closed_elsewhere() {
+    struct Dropped(Arc<AtomicUsize>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let watchdog = Duration::from_secs(60);
+    for round in 0..50 {
+        let lp = EventLoop::new().unwrap();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (p, d) = (polls.clone(), drops.clone());
+        lp.spawn(async move {
+            let _dropped = Dropped(d);
+            loop {
+                p.fetch_add(1, Ordering::SeqCst);
+                polyloop::yield_now().await;
+            }
+        })
+        .detach();
+        let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+        let worker = {
+            let lp = lp.clone();
+            std::thread::spawn(move || {
+                lp.run_worker(async move {
+                    let _ = stop_rx.recv().await;
+                })
+                .unwrap();
+            })
+        };
+        let start = std::time::Instant::now();
+        while polls.load(Ordering::SeqCst) < 100 {
+            assert!(start.elapsed() < watchdog, "watchdog: the task never ran");
+            std::thread::yield_now();
+        }
+        lp.close().unwrap();
+        // The worker still runs: the cancelled task is dropped, not run on.
+        while drops.load(Ordering::SeqCst) == 0 {
+            assert!(
+                start.elapsed() < watchdog,
+                "round {round}: the task of the closed loop still runs on the worker ({} polls)",
+                polls.load(Ordering::SeqCst)
+            );
+            std::thread::yield_now();
+        }
+        let after = polls.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(polls.load(Ordering::SeqCst), after, "round {round}: polled after its drop");
+        stop_tx.send_blocking(()).unwrap();
+        worker.join().unwrap();
+    }
+}
+
 /// A loop closed on another thread while a worker that is the home of its `!Send`
 /// tasks runs: the close wakes those tasks so that they are dropped, and leaves them to
 /// the worker, their home thread, which must drop them, not poll them again.

@@ -396,6 +396,9 @@ impl<'a> Drive<'a> {
     /// Runs up to a batch of tasks; returns how many ran.
     #[inline]
     fn batch(&mut self, state: &State, runner: &Runner) -> u32 {
+        if runner.cancelled() {
+            return 0;
+        }
         let mut ran = 0;
         while ran < BATCH {
             let Some(runnable) = runner.find() else { break };

@@ -105,8 +105,10 @@ pub(crate) struct State {
     /// joins then forces a barrier on it. Only that runner clears it.
     lone: AtomicBool,
     /// Set by [`State::cancel_all`]: a task spawned from then on is dropped as soon as
-    /// it is queued (see [`State::spawned`]).
-    closed: AtomicBool,
+    /// it is queued (see [`State::spawned`]), and one that a runner finds is dropped,
+    /// not run (see [`Runner::cancelled`]). Read by every runner at every batch of
+    /// tasks: on a cache line of its own, written once.
+    closed: Padded<AtomicBool>,
 }
 
 /// A value alone on its cache line (two lines: adjacent-line prefetch pairs them).
@@ -295,7 +297,7 @@ impl State {
             reporter: std::sync::OnceLock::new(),
             watcher: AtomicUsize::new(NO_WATCHER),
             lone: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
+            closed: Padded(AtomicBool::new(false)),
             queued_hint: AtomicBool::new(false),
             pushes: AtomicUsize::new(0),
         }
@@ -1258,6 +1260,28 @@ impl Runner {
             started.store(started.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         }
         found
+    }
+
+    /// Whether the executor was cancelled (a loop closed on another thread while this
+    /// runner runs it); if so, drops what is queued. A task queued after the
+    /// cancellation's drain (woken, or put back in line as it yielded) is then dropped,
+    /// not run. Looked at before each batch of tasks, not before each task: a batch
+    /// under way may still run a few.
+    #[inline]
+    pub(crate) fn cancelled(&self) -> bool {
+        // Set before the cancellation's wakes and drain: a task queued after them is
+        // seen with it.
+        if !self.state.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        self.drain_cancelled();
+        true
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drain_cancelled(&self) {
+        self.state.drain();
     }
 
     #[inline]
