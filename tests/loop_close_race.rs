@@ -122,6 +122,18 @@ fn wait_for(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// Closes `lp` once every thread has `started` (on odd rounds `n`, after running it
+/// for one iteration, so that some of what they scheduled runs).
+fn close_once_all_started(lp: &EventLoop, n: usize, what: &str, started: &AtomicUsize) {
+    wait_for(what, || started.load(Ordering::SeqCst) >= PUSHERS);
+    if n % 2 == 1 {
+        let stopper = lp.clone();
+        lp.call_soon(move || stopper.stop());
+        lp.run_forever().unwrap();
+    }
+    lp.close().unwrap();
+}
+
 /// One round: `PUSHERS` threads schedule callbacks until the loop refuses them, while
 /// this thread closes it (after running it for a moment, on odd rounds, so that some
 /// callbacks run). Returns how many callbacks the loop accepted.
@@ -168,14 +180,7 @@ fn round(n: usize) -> usize {
         })
         .collect();
     drop(alive);
-    // Every thread is scheduling before the loop closes.
-    wait_for("the threads' first callbacks", || started.load(Ordering::SeqCst) >= PUSHERS);
-    if n % 2 == 1 {
-        let stopper = lp.clone();
-        lp.call_soon(move || stopper.stop());
-        lp.run_forever().unwrap();
-    }
-    lp.close().unwrap();
+    close_once_all_started(&lp, n, "the threads' first callbacks", &started);
     close_returned.store(true, Ordering::SeqCst);
     // Calls after `close()` returned are refused, on this thread too.
     for kind in [Kind::Soon, Kind::Later] {
@@ -269,13 +274,7 @@ fn spawn_round(n: usize) -> usize {
         })
         .collect();
     drop(alive);
-    wait_for("the threads' first tasks", || started.load(Ordering::SeqCst) >= PUSHERS);
-    if n % 2 == 1 {
-        let stopper = lp.clone();
-        lp.call_soon(move || stopper.stop());
-        lp.run_forever().unwrap();
-    }
-    lp.close().unwrap();
+    close_once_all_started(&lp, n, "the threads' first tasks", &started);
     let (mut accepted, mut refused) = (0, 0);
     let mut tasks = Vec::new();
     for spawner in spawners {
