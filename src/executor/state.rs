@@ -105,9 +105,9 @@ pub(crate) struct State {
     /// joins then forces a barrier on it. Only that runner clears it.
     lone: AtomicBool,
     /// Set by [`State::cancel_all`]: a task spawned from then on is dropped as soon as
-    /// it is queued (see [`State::spawned`]), and one that a runner finds is dropped,
-    /// not run (see [`Runner::cancelled`]). Read by every runner at every batch of
-    /// tasks: on a cache line of its own, written once.
+    /// it is queued (see [`State::spawned`]), and a runner drops what is queued before
+    /// its next batch of tasks (see [`Runner::cancelled`]). Read by every runner at
+    /// every batch: on a cache line of its own, written once.
     closed: Padded<AtomicBool>,
 }
 
