@@ -37,6 +37,9 @@
 //! (more threads than cores, on a small machine: it is meant to be run as is on a big
 //! one).
 
+#[path = "common/deadlines.rs"]
+mod deadlines;
+
 use std::fmt::Write as _;
 
 use polyloop_threadpool as _;
@@ -1021,18 +1024,9 @@ fn timers(s: Spawner, n: usize, armed_only: bool) -> Fut<f64> {
     })
 }
 
-/// The timer rows' `n` deadlines, as offsets from a base: spread over `SPREAD` by a
-/// fixed xorshift, so that every runtime and the floor sleep to the same ones.
+/// The timer rows' `n` deadlines, as offsets from a base (see `deadlines::offsets`).
 fn timer_offsets(n: usize) -> Vec<Duration> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            SPREAD.mul_f64((x % 1_000_000) as f64 / 1_000_000.0)
-        })
-        .collect()
+    deadlines::offsets(n, SPREAD)
 }
 
 /// `CHILDREN` runs of `/bin/true`, at most `ALIVE` at once, each awaited by a task of

@@ -4,6 +4,9 @@
 //! `cargo bench --bench timers`. Overshoot percentiles are not a per-iteration time, so
 //! this bench has its own small harness: a few runs per runtime, medians printed.
 
+#[path = "common/deadlines.rs"]
+mod deadlines;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -18,15 +21,7 @@ const RUNS: usize = 5;
 
 /// The offsets of one run's deadlines: a fixed pseudo-random spread over `SPREAD`.
 fn offsets() -> Vec<Duration> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..TIMERS.load(Ordering::Relaxed))
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            SPREAD.mul_f64((x % 1_000_000) as f64 / 1_000_000.0)
-        })
-        .collect()
+    deadlines::offsets(TIMERS.load(Ordering::Relaxed), SPREAD)
 }
 
 type Workload = fn() -> Run;
