@@ -589,7 +589,10 @@ impl State {
         }
     }
 
-    /// Drops every queued runnable.
+    /// Drops every queued runnable. Out of line: only ever called as an executor is
+    /// cancelled, from the checks on the hot paths that notice it.
+    #[cold]
+    #[inline(never)]
     fn drain(&self) {
         // Counted as a runner meanwhile: a runner on its own gives its private queue
         // up (to its local queue) and takes the atomic way from its next operation on.
@@ -1274,14 +1277,8 @@ impl Runner {
         if !self.state.closed.load(Ordering::Acquire) {
             return false;
         }
-        self.drain_cancelled();
-        true
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn drain_cancelled(&self) {
         self.state.drain();
+        true
     }
 
     #[inline]
