@@ -321,7 +321,7 @@ impl Callbacks {
             return Err(callback);
         }
         let handle = Handle::new();
-        Self::queue_ready(&mut q, vec![(handle.clone(), callback, loc)], mark, spawn_driver);
+        Self::queue_ready(&mut q, [(handle.clone(), callback, loc)], mark, spawn_driver);
         Ok(handle)
     }
 
@@ -330,7 +330,7 @@ impl Callbacks {
     /// whose driver is queued now.
     fn queue_ready(
         q: &mut Queues,
-        due: Vec<Due>,
+        due: impl IntoIterator<Item = Due>,
         mark: impl Fn() -> PushMark,
         spawn_driver: impl FnOnce(),
     ) {
