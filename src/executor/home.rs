@@ -20,7 +20,7 @@ use concurrent_queue::ConcurrentQueue;
 
 use super::report::Incident;
 use super::state::{Runnable, State, thread_id};
-use super::sync::{Arc, AtomicU64, AtomicUsize, Ordering, fence};
+use super::sync::{Arc, AtomicU64, Ordering, fence};
 
 /// The value of [`Home::thread`] once the home thread has exited.
 const GONE: u64 = u64::MAX;
@@ -31,18 +31,11 @@ pub(crate) struct Home {
     queue: ConcurrentQueue<Runnable>,
     /// The id (see [`thread_id`]) of the home thread; 0 = none yet, [`GONE`] = exited.
     thread: AtomicU64,
-    /// Non-zero once the executor cancelled its tasks (its loop was closed, or it was
-    /// dropped): what is queued here then is only left to be dropped.
-    closed: AtomicUsize,
 }
 
 impl Home {
     pub(crate) fn new() -> Home {
-        Home {
-            queue: ConcurrentQueue::unbounded(),
-            thread: AtomicU64::new(0),
-            closed: AtomicUsize::new(0),
-        }
+        Home { queue: ConcurrentQueue::unbounded(), thread: AtomicU64::new(0) }
     }
 
     /// Queues a runnable of a `!Send` task (from any thread: wakers are `Send`).
@@ -69,24 +62,20 @@ impl Home {
     /// one runs it as a worker), drops what is queued instead: those tasks were left
     /// here to be dropped, not run.
     #[inline]
-    pub(crate) fn pop_for(&self, me: u64) -> Option<Runnable> {
+    /// `cancelled` is the executor's mark of that ([`State::is_cancelled`]).
+    pub(crate) fn pop_for(&self, me: u64, cancelled: impl FnOnce() -> bool) -> Option<Runnable> {
         if self.queue.is_empty() || self.thread.load(Ordering::Acquire) != me {
             return None;
         }
         let runnable = self.queue.pop().ok()?;
         // Set before the cancellation woke the tasks, so before the push that this pop
         // took (or before a later one).
-        if self.closed.load(Ordering::Acquire) != 0 {
+        if cancelled() {
             drop(runnable);
             self.drop_queued();
             return None;
         }
         Some(runnable)
-    }
-
-    /// Marks the executor's tasks cancelled; queued runnables are dropped, not run.
-    pub(crate) fn close(&self) {
-        self.closed.store(1, Ordering::SeqCst);
     }
 
     /// Drops the queued runnables (which drops their futures) if the calling thread is
@@ -259,7 +248,7 @@ mod registry {
             let mut homes = homes.0.borrow_mut();
             let mut closed = Vec::new();
             homes.retain(|s| match s.upgrade() {
-                Some(state) if state.home.closed.load(super::Ordering::SeqCst) != 0 => {
+                Some(state) if state.is_cancelled() => {
                     closed.push(state);
                     false
                 }

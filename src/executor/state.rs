@@ -558,7 +558,6 @@ impl State {
         // task before the fence below, and the drain finds it, or sees `closed`.
         self.closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        self.home.close();
         let wakers = self.active().take_all();
         for waker in wakers {
             waker.wake();
@@ -566,6 +565,12 @@ impl State {
         // Dropping a runnable drops its future; the future's guard then finds its slot
         // gone, which `Slab::remove` tolerates.
         self.drain();
+    }
+
+    /// Whether [`State::cancel_all`] ran: what is queued from then on is only left to
+    /// be dropped.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Called after a new task was queued: if the executor was cancelled meanwhile
@@ -1274,7 +1279,7 @@ impl Runner {
     pub(crate) fn cancelled(&self) -> bool {
         // Set before the cancellation's wakes and drain: a task queued after them is
         // seen with it.
-        if !self.state.closed.load(Ordering::Acquire) {
+        if !self.state.is_cancelled() {
             return false;
         }
         self.state.drain();
@@ -1400,7 +1405,7 @@ impl Runner {
     }
 
     fn pop_home(&self) -> Option<Runnable> {
-        self.state.home.pop_for(self.thread)
+        self.state.home.pop_for(self.thread, || self.state.is_cancelled())
     }
 
     /// Takes one runnable from the global queue and moves a share of the rest locally
