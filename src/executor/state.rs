@@ -184,6 +184,25 @@ impl Local {
         fenced || !self.on_own.load(Ordering::Acquire)
     }
 
+    /// Claims the private queue and hands its tasks to `place`, then marks them moved
+    /// (so a drain that sees the move under way waits for it: see [`State::drain`]).
+    /// `false` if somebody else claimed it first. Only once the owner does no plain
+    /// operation any more (it is no longer on its own, or a joiner waited for it).
+    fn claim_private(&self, place: impl FnOnce(VecDeque<Runnable>)) -> bool {
+        if self
+            .private_state
+            .compare_exchange(PRIVATE_OPEN, PRIVATE_CLAIMED, Ordering::Acquire, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        // SAFETY: the owner does no plain operation on it any more (see above), and
+        // this thread won it.
+        place(std::mem::take(unsafe { &mut *self.private.get() }));
+        self.private_state.store(PRIVATE_MOVED, Ordering::Release);
+        true
+    }
+
     /// Queues tasks taken out of the private queue: in the local queue, where the
     /// runner looks before the global one (they were queued before anything there),
     /// and where other runners can steal them; what does not fit, in the global one.
@@ -664,22 +683,10 @@ impl State {
             while local.in_op.load(Ordering::Acquire) {
                 std::thread::yield_now();
             }
-            if local
-                .private_state
-                .compare_exchange(
-                    PRIVATE_OPEN,
-                    PRIVATE_CLAIMED,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                // SAFETY: the owner does no plain operation any more, and this thread
-                // won the queue.
-                let tasks = std::mem::take(unsafe { &mut *local.private.get() });
+            // The owner does no plain operation any more.
+            local.claim_private(|tasks| {
                 local.requeue(self, tasks);
-                local.private_state.store(PRIVATE_MOVED, Ordering::Release);
-            }
+            });
         }
         true
     }
@@ -1059,20 +1066,13 @@ impl Runner {
     /// a drain that sees the move under way can wait for it (see [`State::drain`]).
     #[cold]
     fn take_private(&self, place: impl FnOnce(VecDeque<Runnable>)) {
-        let state = &self.local.private_state;
         self.private_len.set(0);
-        if state
-            .compare_exchange(PRIVATE_OPEN, PRIVATE_CLAIMED, Ordering::Acquire, Ordering::Acquire)
-            .is_ok()
-        {
-            // SAFETY: this runner is no longer on its own (no plain operation of its
-            // own is under way), and it won the queue.
-            place(std::mem::take(unsafe { &mut *self.local.private.get() }));
-            state.store(PRIVATE_MOVED, Ordering::Release);
+        // This runner is no longer on its own: no plain operation of its own is under way.
+        if self.local.claim_private(place) {
             return;
         }
         // A joiner is moving them (a few pushes): wait until it has.
-        while state.load(Ordering::Acquire) != PRIVATE_MOVED {
+        while self.local.private_state.load(Ordering::Acquire) != PRIVATE_MOVED {
             std::thread::yield_now();
         }
     }
